@@ -1,0 +1,3 @@
+from konvrt.cli import app
+
+app()

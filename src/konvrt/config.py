@@ -1,0 +1,77 @@
+"""Settings: one typed object, read from `KONVRT_*` environment variables, built once at start-up."""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+
+
+def _default_workers() -> int:
+    # Each worker's FFmpeg gets cpu/workers threads; one worker per two cores keeps both busy
+    # without thrashing caches, and leaves the API responsive.
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KONVRT_", extra="ignore")
+
+    data_dir: Path = Field(Path("konvrt-data"), description="Where the embedded database and local files live.")
+    database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite in the data dir.")
+    storage_url: str = Field("", description="Where uploads and outputs are kept; empty means the data dir.")
+    public_url: str = Field("", description="Base URL printed in examples (defaults to the listen address).")
+
+    workers: int = Field(default_factory=_default_workers, ge=0, description="Encode workers per machine.")
+    ffmpeg_threads: int = Field(0, ge=0, description="Threads per FFmpeg; 0 means cores / workers.")
+    ffmpeg_path: str = Field("", description="A system ffmpeg to use instead of the bundled one.")
+    ffmpeg_nice: int = Field(10, ge=0, le=19, description="Scheduling niceness of FFmpeg.")
+
+    max_video_bytes: int = Field(2 * GiB, description="Largest video upload, in bytes.")
+    max_image_bytes: int = Field(50 * MiB, description="Largest image upload, in bytes.")
+    max_duration_seconds: float = Field(4 * 3600, description="Longest video accepted, in seconds.")
+    max_video_pixels: int = Field(7680 * 4320, description="Largest video frame accepted, in pixels (8K).")
+    job_timeout_seconds: float = Field(6 * 3600, description="Hard wall-clock limit of one encode.")
+    stall_timeout_seconds: float = Field(120, description="Kill an encode whose progress stops this long.")
+    lease_seconds: float = Field(60, description="How long a worker's claim on a job lasts without a heartbeat.")
+    max_attempts: int = Field(3, ge=1, description="Times a job is tried before it fails for good.")
+    download_ttl_hours: float = Field(24, description="Hours an output stays downloadable after completion.")
+    sweep_interval_seconds: float = Field(60, description="How often expired outputs and leases are swept.")
+
+    credit_bytes: int = Field(20 * MiB, description="Bytes of input per credit unit for a video job.")
+    codec_factor_h264: int = Field(1, description="Credit multiplier for h264.")
+    codec_factor_h265: int = Field(2, description="Credit multiplier for h265.")
+    codec_factor_av1: int = Field(2, description="Credit multiplier for av1.")
+    image_credits: int = Field(1, description="Credits charged per image conversion.")
+    pro_credits: int = Field(500, description="Credits included with the pro plan.")
+    team_credits: int = Field(2000, description="Credits included with the team plan.")
+
+    demo_account: bool = Field(True, description="On first start with an empty database, create a demo pro account.")
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'konvrt.db'}"
+
+    @cached_property
+    def ffmpeg_exe(self) -> str:
+        if self.ffmpeg_path:
+            return self.ffmpeg_path
+        import imageio_ffmpeg
+
+        return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+    def threads_per_encode(self) -> int:
+        if self.ffmpeg_threads:
+            return self.ffmpeg_threads
+        return max(1, (os.cpu_count() or 1) // max(1, self.workers))
+
+    def codec_factor(self, codec: str) -> int:
+        return {"h264": self.codec_factor_h264, "h265": self.codec_factor_h265, "av1": self.codec_factor_av1}[codec]
+
+    def included_credits(self, plan: str) -> int:
+        return {"free": 0, "pro": self.pro_credits, "team": self.team_credits}[plan]
