@@ -34,6 +34,7 @@ class Settings(BaseSettings):
 
     max_video_bytes: int = Field(2 * GiB, description="Largest video upload, in bytes.")
     max_image_bytes: int = Field(50 * MiB, description="Largest image upload, in bytes.")
+    upload_idle_timeout_seconds: float = Field(60, description="Drop an upload when no bytes arrive for this long.")
     max_duration_seconds: float = Field(4 * 3600, description="Longest video accepted, in seconds.")
     max_video_pixels: int = Field(7680 * 4320, description="Largest video frame accepted, in pixels (8K).")
     job_timeout_seconds: float = Field(6 * 3600, description="Hard wall-clock limit of one encode.")
@@ -50,6 +51,23 @@ class Settings(BaseSettings):
     image_credits: int = Field(1, description="Credits charged per image conversion.")
     pro_credits: int = Field(500, description="Credits included with the pro plan.")
     team_credits: int = Field(2000, description="Credits included with the team plan.")
+
+    webhook_allow_private: bool = Field(
+        False, description="Allow webhook URLs on private, loopback and link-local addresses (intranets, tests)."
+    )
+    webhook_timeout_seconds: float = Field(10, gt=0, description="How long one webhook attempt may take.")
+    webhook_retry_schedule: list[float] = Field(
+        [10, 60, 300, 1800, 7200, 21600],
+        description="Seconds to wait before each retry of a failed webhook (JSON list); then it is given up.",
+    )
+    webhook_retry_jitter: float = Field(
+        0.1, ge=0, le=1, description="Each retry delay is scaled by a random factor within 1 ± this fraction."
+    )
+    webhook_senders: int = Field(8, ge=1, description="Threads delivering webhooks per process (none is an encoder).")
+    webhook_poll_seconds: float = Field(0.25, gt=0, description="How often idle webhook senders look for due events.")
+    webhook_secret_overlap_hours: float = Field(
+        24, ge=0, description="Hours a rotated-out webhook secret keeps signing alongside the new one."
+    )
 
     demo_account: bool = Field(True, description="On first start with an empty database, create a demo pro account.")
 

@@ -1,0 +1,126 @@
+"""Accounts, plans and API keys (`kvrt_` + 40 random characters, stored only as a SHA-256 hash)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from konvrt import billing
+from konvrt.config import Settings
+from konvrt.db import Account, ApiKey, LedgerEntry, utcnow
+from konvrt.errors import BadRequest, Forbidden, NotFound, Unauthorized
+
+PLANS = ("free", "pro", "team")
+API_PLANS = ("pro", "team")
+KEY_PREFIX = "kvrt_"
+_KEY_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+_KEY_RANDOM_LENGTH = 40
+
+
+@dataclass(frozen=True)
+class NewKey:
+    key: str
+    prefix: str
+    last4: str
+
+
+def hash_key(key: str) -> str:
+    # Keys carry 238 bits of randomness, so a fast hash is safe here, unlike for passwords.
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _normalize_email(email: str) -> str:
+    email = email.strip().lower()
+    if "@" not in email or len(email) > 320 or email.startswith("@") or email.endswith("@"):
+        raise BadRequest(f"{email!r} is not an email address.")
+    return email
+
+
+def _check_plan(plan: str) -> str:
+    if plan not in PLANS:
+        raise BadRequest(f"Unknown plan {plan!r}; choose one of {', '.join(PLANS)}.")
+    return plan
+
+
+def create_account(session: Session, settings: Settings, email: str, plan: str) -> Account:
+    email = _normalize_email(email)
+    _check_plan(plan)
+    if session.scalar(select(Account).where(Account.email == email)) is not None:
+        raise BadRequest(f"An account for {email} already exists.")
+    account = Account(email=email, plan=plan, balance=0, total_purchased=0)
+    session.add(account)
+    session.flush()
+    _grant_plan_credits(session, settings, account)
+    return account
+
+
+def get_account(session: Session, email: str) -> Account:
+    account = session.scalar(select(Account).where(Account.email == _normalize_email(email)))
+    if account is None:
+        raise NotFound(f"No account for {email}.")
+    return account
+
+
+def set_plan(session: Session, settings: Settings, email: str, plan: str) -> Account:
+    account = get_account(session, email)
+    account.plan = _check_plan(plan)
+    _grant_plan_credits(session, settings, account)
+    return account
+
+
+def _grant_plan_credits(session: Session, settings: Settings, account: Account) -> None:
+    """Top plan credits up to the plan's included amount: a move up grants the difference once."""
+    granted = session.scalar(
+        select(func.coalesce(func.sum(LedgerEntry.delta), 0)).where(
+            LedgerEntry.account_id == account.id, LedgerEntry.kind == "plan"
+        )
+    )
+    missing = settings.included_credits(account.plan) - int(granted or 0)
+    if missing > 0:
+        billing.grant(session, account.id, missing, kind="plan", note=f"{account.plan} plan credits")
+
+
+def create_key(session: Session, account: Account, name: str = "") -> NewKey:
+    key = KEY_PREFIX + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(_KEY_RANDOM_LENGTH))
+    new = NewKey(key=key, prefix=key[:12], last4=key[-4:])
+    session.add(ApiKey(account_id=account.id, key_hash=hash_key(key), prefix=new.prefix, last4=new.last4, name=name))
+    return new
+
+
+def revoke_key(session: Session, key_or_prefix: str) -> int:
+    """Revoke the key given in full, or the one live key its prefix names; returns how many were revoked."""
+    if key_or_prefix.startswith(KEY_PREFIX) and len(key_or_prefix) == len(KEY_PREFIX) + _KEY_RANDOM_LENGTH:
+        keys = session.scalars(select(ApiKey).where(ApiKey.key_hash == hash_key(key_or_prefix))).all()
+    elif key_or_prefix.startswith(KEY_PREFIX) and len(key_or_prefix) >= len(KEY_PREFIX) + 4:
+        keys = session.scalars(select(ApiKey).where(ApiKey.prefix.startswith(key_or_prefix[:12]))).all()
+    else:
+        raise BadRequest("Give the whole key or its prefix (kvrt_ and at least 4 more characters).")
+    live = [k for k in keys if k.revoked_at is None]
+    if len(live) > 1:
+        raise BadRequest(f"{key_or_prefix} matches {len(live)} keys; give a longer prefix or the whole key.")
+    for k in live:
+        k.revoked_at = utcnow()
+    return len(live)
+
+
+def authenticate(session: Session, authorization: str | None) -> tuple[Account, ApiKey]:
+    """The account behind an `Authorization: Bearer kvrt_…` header, or Unauthorized/Forbidden."""
+    if not authorization:
+        raise Unauthorized("Missing API key: send 'Authorization: Bearer kvrt_…'.", code="missing_api_key")
+    scheme, _, key = authorization.partition(" ")
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key.startswith(KEY_PREFIX):
+        raise Unauthorized("Malformed Authorization header: expected 'Bearer kvrt_…'.", code="invalid_api_key")
+    # Looking the key up by its hash means no comparison ever runs over the secret itself.
+    row = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(key)))
+    if row is None or row.revoked_at is not None:
+        raise Unauthorized("Invalid or revoked API key.", code="invalid_api_key")
+    account = session.get(Account, row.account_id)
+    assert account is not None
+    if account.plan not in API_PLANS:
+        raise Forbidden("API access requires a Pro or Team plan.", code="plan_required")
+    return account, row

@@ -1,0 +1,84 @@
+"""GET /api/v1/status/:id and GET /api/v1/download/:id."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import PurePath
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+from starlette.concurrency import run_in_threadpool
+
+from konvrt import jobs
+from konvrt.api.deps import AccountDep, ServicesDep
+from konvrt.db import Job, utcnow
+from konvrt.errors import Conflict, Gone
+from konvrt.services import Services
+
+router = APIRouter()
+
+
+def iso(moment: datetime | None) -> str | None:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment is not None else None
+
+
+def output_filename(input_filename: str) -> str:
+    # The client's name never reaches a path; only its stem is echoed back, in a header.
+    stem = PurePath(input_filename.replace("\\", "/")).stem or "video"
+    return f"{stem}-compressed.mp4"
+
+
+def compression_ratio(input_size: int, output_size: int) -> int:
+    return round(100 * (1 - output_size / input_size)) if input_size else 0
+
+
+def status_body(job: Job) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "job_id": job.id,
+        "status": job.status,
+        "progress": job.progress,
+        "input": {"filename": job.input_filename, "size_bytes": job.input_size},
+        "params": job.params,
+        "credits_charged": job.credits_charged,
+        "created_at": iso(job.created_at),
+        "started_at": iso(job.started_at),
+        "completed_at": iso(job.completed_at),
+    }
+    if job.status == jobs.JobStatus.COMPLETED and job.output_size is not None:
+        body["output"] = {
+            "filename": output_filename(job.input_filename),
+            "size_bytes": job.output_size,
+            "compression_ratio": compression_ratio(job.input_size, job.output_size),
+            "download_url": f"/api/v1/download/{job.id}",
+            "expires_at": iso(job.expires_at),
+        }
+        if job.note:
+            body["note"] = job.note
+    if job.status == jobs.JobStatus.FAILED:
+        body["error"] = job.error
+    return body
+
+
+def _load(services: Services, job_id: str, account_id: int) -> Job:
+    with services.db.read() as session:
+        return jobs.get_for_account(session, job_id, account_id)
+
+
+@router.get("/api/v1/status/{job_id}")
+async def status(job_id: str, account: AccountDep, services: ServicesDep) -> dict[str, Any]:
+    job = await run_in_threadpool(_load, services, job_id, account.id)
+    return status_body(job)
+
+
+@router.get("/api/v1/download/{job_id}")
+async def download(job_id: str, account: AccountDep, services: ServicesDep) -> FileResponse:
+    job = await run_in_threadpool(_load, services, job_id, account.id)
+    if job.status != jobs.JobStatus.COMPLETED or job.output_key is None:
+        raise Conflict(f"The job is {job.status}; download it once it is completed.", code="job_not_ready")
+    if job.expired or (job.expires_at is not None and job.expires_at <= utcnow()):
+        raise Gone("The download link expired 24 hours after the job completed.", code="download_expired")
+    path = services.storage.download_path(job.output_key)
+    if path is None or not path.exists():
+        raise Gone("The output is no longer stored.", code="download_expired")
+    return FileResponse(path, media_type="video/mp4", filename=output_filename(job.input_filename))

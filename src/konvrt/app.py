@@ -1,0 +1,40 @@
+"""The ASGI application: routers, error handling, and the services' lifetime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from konvrt import __version__
+from konvrt.api import compress, errors, jobs, usage
+from konvrt.config import Settings
+from konvrt.services import Services
+
+
+def create_app(settings: Settings, *, services: Services | None = None, workers: int | None = None) -> FastAPI:
+    """Build the app; with `workers` > 0 it also runs that many encode workers while it serves."""
+    services = services or Services.build(settings)
+    size = settings.workers if workers is None else workers
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if size > 0 and services.pool is None:
+            services.start_workers(size)
+        try:
+            yield
+        finally:
+            services.close()
+
+    app = FastAPI(
+        title="Konvrt",
+        version=__version__,
+        summary="Compress video with FFmpeg and convert images with libvips, on your own machines.",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    errors.install(app)
+    for module in (compress, jobs, usage):
+        app.include_router(module.router)
+    return app

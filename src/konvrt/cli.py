@@ -1,0 +1,138 @@
+"""The `konvrt` command: serve, worker, and the admin commands (accounts, keys, credits)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Annotated
+
+import typer
+
+from konvrt import accounts, billing
+from konvrt.config import Settings
+from konvrt.errors import KonvrtError
+from konvrt.services import Services
+
+app = typer.Typer(help="Konvrt: a self-hostable media-processing API.", no_args_is_help=True)
+accounts_app = typer.Typer(help="Manage accounts and plans.", no_args_is_help=True)
+keys_app = typer.Typer(help="Create and revoke API keys.", no_args_is_help=True)
+credits_app = typer.Typer(help="Grant credit packs.", no_args_is_help=True)
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(keys_app, name="keys")
+app.add_typer(credits_app, name="credits")
+
+
+def _services() -> Services:
+    return Services.build(Settings())
+
+
+def _fail(exc: KonvrtError) -> typer.Exit:
+    typer.echo(f"error: {exc.message}", err=True)
+    return typer.Exit(code=1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    no_workers: Annotated[bool, typer.Option("--no-workers", help="Serve the API only.")] = False,
+) -> None:
+    """Run the API, with encode workers in the same process unless --no-workers."""
+    import uvicorn
+
+    from konvrt.app import create_app
+
+    settings = Settings()
+    services = Services.build(settings)
+    if settings.demo_account:
+        key = services.create_demo_account()
+        if key is not None:
+            base = settings.public_url or f"http://{host}:{port}"
+            typer.echo("Created a demo pro account (demo@konvrt.local) with 500 credits. Its API key:\n")
+            typer.echo(f"    {key}\n")
+            typer.echo("Try it:\n")
+            typer.echo(f'    curl -X POST {base}/api/v1/compress -H "Authorization: Bearer {key}" \\')
+            typer.echo('      -F "file=@video.mp4" -F "codec=h264" -F "quality=23"\n')
+    workers = 0 if no_workers else settings.workers
+    uvicorn.run(create_app(settings, services=services, workers=workers), host=host, port=port, log_level="info")
+
+
+@app.command()
+def worker() -> None:
+    """Run encode workers only (no API); stops gracefully on SIGTERM or Ctrl-C."""
+    settings = Settings()
+    services = _services()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    services.start_workers(max(1, settings.workers))
+    typer.echo(f"konvrt worker: {max(1, settings.workers)} workers running", err=True)
+    stop.wait()
+    services.close()
+
+
+@accounts_app.command("create")
+def accounts_create(
+    email: str, plan: Annotated[str, typer.Option(help="free, pro or team.")] = "free"
+) -> None:
+    """Create an account on a plan (pro and team include credits)."""
+    services = _services()
+    try:
+        with services.db.write() as session:
+            account = accounts.create_account(session, services.settings, email, plan)
+            typer.echo(f"Created {account.email} on the {account.plan} plan with {account.balance} credits.")
+    except KonvrtError as exc:
+        raise _fail(exc) from None
+
+
+@accounts_app.command("set-plan")
+def accounts_set_plan(email: str, plan: str) -> None:
+    """Move an account to another plan; moving up grants the new plan's included credits."""
+    services = _services()
+    try:
+        with services.db.write() as session:
+            account = accounts.set_plan(session, services.settings, email, plan)
+            typer.echo(f"{account.email} is now on the {account.plan} plan; balance {account.balance} credits.")
+    except KonvrtError as exc:
+        raise _fail(exc) from None
+
+
+@keys_app.command("create")
+def keys_create(email: str, name: Annotated[str, typer.Option(help="A label for the key.")] = "") -> None:
+    """Create an API key; the key alone is printed on stdout, once."""
+    services = _services()
+    try:
+        with services.db.write() as session:
+            key = accounts.create_key(session, accounts.get_account(session, email), name=name)
+    except KonvrtError as exc:
+        raise _fail(exc) from None
+    typer.echo(key.key)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_or_prefix: str) -> None:
+    """Revoke a key, given whole or by its prefix."""
+    services = _services()
+    try:
+        with services.db.write() as session:
+            count = accounts.revoke_key(session, key_or_prefix)
+    except KonvrtError as exc:
+        raise _fail(exc) from None
+    if count == 0:
+        typer.echo("error: no live key matches that.", err=True)
+        raise typer.Exit(code=1)
+    typer.echo("Revoked 1 key.")
+
+
+@credits_app.command("grant")
+def credits_grant(email: str, amount: int) -> None:
+    """Grant a credit pack of AMOUNT credits."""
+    services = _services()
+    try:
+        with services.db.write() as session:
+            account = accounts.get_account(session, email)
+            billing.grant(session, account.id, amount, kind="pack", note="credit pack")
+            session.refresh(account)
+            typer.echo(f"Granted {amount} credits to {account.email}; balance {account.balance}.")
+    except KonvrtError as exc:
+        raise _fail(exc) from None

@@ -1,0 +1,50 @@
+"""The process's long-lived objects, built once from settings and handed to the API, CLI and workers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+
+from konvrt import accounts
+from konvrt.config import Settings
+from konvrt.db import Account, Database
+from konvrt.storage import Storage, open_storage
+from konvrt.worker import WorkerPool
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    storage: Storage
+    pool: WorkerPool | None = field(default=None)
+
+    @classmethod
+    def build(cls, settings: Settings) -> Services:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.resolved_database_url)
+        db.create_all()
+        return cls(settings=settings, db=db, storage=open_storage(settings.storage_url, settings.data_dir))
+
+    def start_workers(self, size: int, *, sweeper: bool = True) -> WorkerPool:
+        self.pool = WorkerPool(self.settings, self.db, self.storage, size)
+        self.pool.start(sweeper=sweeper)
+        return self.pool
+
+    def job_queued(self) -> None:
+        if self.pool is not None:
+            self.pool.notify()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.stop()
+        self.db.dispose()
+
+    def create_demo_account(self) -> str | None:
+        """On a fresh database, a pro account and its key, so the seed's curl works at once."""
+        with self.db.write() as session:
+            if session.scalar(select(Account.id).limit(1)) is not None:
+                return None
+            account = accounts.create_account(session, self.settings, "demo@konvrt.local", "pro")
+            return accounts.create_key(session, account, name="demo").key
