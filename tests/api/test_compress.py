@@ -114,7 +114,7 @@ def test_codecs_and_resolution(live_server: LiveServer, tmp_path: Path) -> None:
     key = live_server.account()
     source = make_clip(tmp_path / "wide.mp4", seconds=1, size="640x360")
     with live_server.client(key) as client:
-        for codec, expected, price in (("h265", "hevc", 2), ("hevc", "hevc", 2), ("av1", "av1", 2)):
+        for codec, expected, price in (("h265", "hevc", 2), ("hevc", "hevc", 2), ("av1", "libdav1d", 2)):
             res = submit(client, source, codec=codec, quality="35", resolution="320x240")
             assert res.status_code == 202, res.text
             assert res.json()["credits_charged"] == price
