@@ -23,8 +23,11 @@ from konvrt.services import Services
 
 
 def _find_testdata() -> Path:
-    candidates = [os.environ.get("KONVRT_TESTDATA", ""), Path(__file__).parents[2] / "shared" / "testdata",
-                  "/work/shared/testdata"]
+    candidates = [
+        os.environ.get("KONVRT_TESTDATA", ""),
+        Path(__file__).parents[2] / "shared" / "testdata",
+        "/work/shared/testdata",
+    ]
     for candidate in candidates:
         if candidate and (Path(candidate) / "real").is_dir():
             return Path(candidate)
@@ -49,8 +52,13 @@ SettingsFactory = Callable[..., Settings]
 @pytest.fixture
 def settings_factory(tmp_path: Path) -> SettingsFactory:
     def make(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {"data_dir": tmp_path / "data", "workers": 1, "demo_account": False,
-                                  "webhook_allow_private": True, "sweep_interval_seconds": 3600}
+        values: dict[str, Any] = {
+            "data_dir": tmp_path / "data",
+            "workers": 1,
+            "demo_account": False,
+            "webhook_allow_private": True,
+            "sweep_interval_seconds": 3600,
+        }
         values.update(overrides)
         return Settings(**values)
 
@@ -112,15 +120,32 @@ def live_server(live_server_factory: Callable[..., LiveServer]) -> LiveServer:
     return live_server_factory()
 
 
-def make_clip(path: Path, *, seconds: float = 2, size: str = "320x240", rate: int = 25, audio: bool = True,
-              extra: list[str] | None = None) -> Path:
+def make_clip(
+    path: Path,
+    *,
+    seconds: float = 2,
+    size: str = "320x240",
+    rate: int = 25,
+    audio: bool = True,
+    extra: list[str] | None = None,
+) -> Path:
     """A small real video made by FFmpeg's lavfi test sources."""
     ffmpeg = Settings().ffmpeg_exe
-    argv = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-            "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}:duration={seconds}"]
+    argv = [
+        ffmpeg,
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc2=size={size}:rate={rate}:duration={seconds}",
+    ]
     if audio:
         argv += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}"]
-    argv += (extra or ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"])
+    argv += extra or ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
     if audio:
         argv += ["-c:a", "aac"]
     subprocess.run([*argv, str(path)], check=True)

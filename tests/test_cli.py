@@ -24,7 +24,10 @@ def konvrt(data_dir: Path, *args: str, check: bool = True) -> subprocess.Complet
 
 def test_admin_commands_in_their_documented_forms(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    assert "on the free plan with 0 credits" in konvrt(data, "accounts", "create", "a@example.com", "--plan", "free").stdout
+    assert (
+        "on the free plan with 0 credits"
+        in konvrt(data, "accounts", "create", "a@example.com", "--plan", "free").stdout
+    )
     key = konvrt(data, "keys", "create", "a@example.com").stdout
     assert re.fullmatch(r"kvrt_[A-Za-z0-9]{40}\n", key), "the key alone on stdout"
     assert "balance 500" in konvrt(data, "accounts", "set-plan", "a@example.com", "pro").stdout
@@ -47,7 +50,10 @@ def test_serve_creates_a_demo_account_whose_key_works_at_once(tmp_path: Path) ->
     env = {**os.environ, "KONVRT_DATA_DIR": str(tmp_path / "data"), "KONVRT_WORKERS": "1"}
     server = subprocess.Popen(
         [sys.executable, "-m", "konvrt", "serve", "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         assert server.stdout is not None
@@ -75,7 +81,9 @@ def test_serve_creates_a_demo_account_whose_key_works_at_once(tmp_path: Path) ->
         job_id = res.json()["job_id"]
         deadline = time.monotonic() + 60
         while (status := httpx.get(f"{base}/api/v1/status/{job_id}", headers=headers).json())["status"] not in (
-            "completed", "failed"):
+            "completed",
+            "failed",
+        ):
             assert time.monotonic() < deadline
             time.sleep(0.2)
         assert status["status"] == "completed"

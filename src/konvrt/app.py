@@ -11,6 +11,7 @@ from konvrt import __version__
 from konvrt.api import compress, errors, jobs, usage
 from konvrt.config import Settings
 from konvrt.services import Services
+from konvrt.webhooks import routes as webhook_routes
 
 
 def create_app(settings: Settings, *, services: Services | None = None, workers: int | None = None) -> FastAPI:
@@ -37,4 +38,5 @@ def create_app(settings: Settings, *, services: Services | None = None, workers:
     errors.install(app)
     for module in (compress, jobs, usage):
         app.include_router(module.router)
+    app.include_router(webhook_routes.router)
     return app

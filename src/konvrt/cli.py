@@ -12,6 +12,7 @@ from konvrt import accounts, billing
 from konvrt.config import Settings
 from konvrt.errors import KonvrtError
 from konvrt.services import Services
+from konvrt.webhooks.cli import app as webhooks_app
 
 app = typer.Typer(help="Konvrt: a self-hostable media-processing API.", no_args_is_help=True)
 accounts_app = typer.Typer(help="Manage accounts and plans.", no_args_is_help=True)
@@ -20,6 +21,7 @@ credits_app = typer.Typer(help="Grant credit packs.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
 app.add_typer(credits_app, name="credits")
+app.add_typer(webhooks_app, name="webhooks")
 
 
 def _services() -> Services:
@@ -72,9 +74,7 @@ def worker() -> None:
 
 
 @accounts_app.command("create")
-def accounts_create(
-    email: str, plan: Annotated[str, typer.Option(help="free, pro or team.")] = "free"
-) -> None:
+def accounts_create(email: str, plan: Annotated[str, typer.Option(help="free, pro or team.")] = "free") -> None:
     """Create an account on a plan (pro and team include credits)."""
     services = _services()
     try:

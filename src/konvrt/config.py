@@ -34,6 +34,11 @@ class Settings(BaseSettings):
 
     max_video_bytes: int = Field(2 * GiB, description="Largest video upload, in bytes.")
     max_image_bytes: int = Field(50 * MiB, description="Largest image upload, in bytes.")
+    max_image_pixels: int = Field(
+        100_000_000, ge=1, description="Largest image decoded, in pixels (width x height x frames)."
+    )
+    image_threads: int = Field(0, ge=0, description="Image conversions run at once; 0 means one per core.")
+    image_queue: int = Field(0, ge=0, description="Image conversions that may wait for a thread; 0 means 4 per thread.")
     upload_idle_timeout_seconds: float = Field(60, description="Drop an upload when no bytes arrive for this long.")
     max_duration_seconds: float = Field(4 * 3600, description="Longest video accepted, in seconds.")
     max_video_pixels: int = Field(7680 * 4320, description="Largest video frame accepted, in pixels (8K).")

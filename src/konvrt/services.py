@@ -10,6 +10,8 @@ from konvrt import accounts
 from konvrt.config import Settings
 from konvrt.db import Account, Database
 from konvrt.storage import Storage, open_storage
+from konvrt.webhooks import events as webhook_events
+from konvrt.webhooks.delivery import WebhookSenders
 from konvrt.worker import WorkerPool
 
 
@@ -19,17 +21,22 @@ class Services:
     db: Database
     storage: Storage
     pool: WorkerPool | None = field(default=None)
+    senders: WebhookSenders | None = field(default=None)
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = Database(settings.resolved_database_url)
+        webhook_events.install()  # finishing a job queues its webhook event; registers the webhook tables
         db.create_all()
         return cls(settings=settings, db=db, storage=open_storage(settings.storage_url, settings.data_dir))
 
     def start_workers(self, size: int, *, sweeper: bool = True) -> WorkerPool:
         self.pool = WorkerPool(self.settings, self.db, self.storage, size)
         self.pool.start(sweeper=sweeper)
+        if self.senders is None:  # webhook senders: threads of their own, never an encode worker
+            self.senders = WebhookSenders(self.settings, self.db)
+            self.senders.start()
         return self.pool
 
     def job_queued(self) -> None:
@@ -39,6 +46,8 @@ class Services:
     def close(self) -> None:
         if self.pool is not None:
             self.pool.stop()
+        if self.senders is not None:
+            self.senders.stop()
         self.db.dispose()
 
     def create_demo_account(self) -> str | None:

@@ -31,7 +31,6 @@ class Storage(Protocol):
     def healthy(self) -> bool: ...
 
 
-
 class LocalStorage:
     """Objects are files under a root; publishing is an atomic rename, so readers never see halves."""
 

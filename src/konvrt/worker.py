@@ -184,4 +184,3 @@ class WorkerPool:
                 if job.output_key:
                     self.storage.delete(job.output_key)
                 job.expired = True
-

@@ -102,8 +102,9 @@ if data["status"] == "completed":
     import subprocess
     import sys
 
-    run = subprocess.run([sys.executable, "-c", seed], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                         env={**os.environ})
+    run = subprocess.run(
+        [sys.executable, "-c", seed], cwd=tmp_path, capture_output=True, text=True, timeout=120, env={**os.environ}
+    )
     assert run.returncode == 0, run.stderr
     assert "Status: completed (100%)" in run.stdout
     with av.open(str(tmp_path / "output.mp4")) as container:
@@ -284,7 +285,10 @@ def test_unknown_route_and_method_are_json(live_server: LiveServer) -> None:
     with live_server.client() as client:
         res = client.get("/api/v1/nothing-here")
         assert res.status_code == 404 and res.json() == {
-            "success": False, "error": "No such endpoint.", "code": "not_found"}
+            "success": False,
+            "error": "No such endpoint.",
+            "code": "not_found",
+        }
         res = client.delete("/api/v1/usage")
         assert res.status_code == 405 and res.json()["code"] == "method_not_allowed"
 

@@ -19,8 +19,18 @@ from konvrt.webhooks.netguard import validate_webhook_url
 
 router = APIRouter()
 
-FIELDS = ("file", "codec", "quality", "method", "bitrate", "target_size", "resolution", "preset", "webhook_url",
-          "allow_larger")
+FIELDS = (
+    "file",
+    "codec",
+    "quality",
+    "method",
+    "bitrate",
+    "target_size",
+    "resolution",
+    "preset",
+    "webhook_url",
+    "allow_larger",
+)
 
 
 @router.post("/api/v1/compress", status_code=202)

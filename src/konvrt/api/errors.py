@@ -32,9 +32,7 @@ async def _konvrt_error(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     code, sentence = _HTTP_CODES.get(exc.status_code, ("http_error", str(exc.detail)))
-    return error_response(
-        exc.status_code, {"success": False, "error": sentence, "code": code}, dict(exc.headers or {})
-    )
+    return error_response(exc.status_code, {"success": False, "error": sentence, "code": code}, dict(exc.headers or {}))
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

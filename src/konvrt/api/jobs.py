@@ -15,6 +15,7 @@ from konvrt.api.deps import AccountDep, ServicesDep
 from konvrt.db import Job, utcnow
 from konvrt.errors import Conflict, Gone
 from konvrt.services import Services
+from konvrt.webhooks.events import read_webhook_status
 
 router = APIRouter()
 
@@ -68,7 +69,10 @@ def _load(services: Services, job_id: str, account_id: int) -> Job:
 @router.get("/api/v1/status/{job_id}")
 async def status(job_id: str, account: AccountDep, services: ServicesDep) -> dict[str, Any]:
     job = await run_in_threadpool(_load, services, job_id, account.id)
-    return status_body(job)
+    body = status_body(job)
+    if job.webhook_url:
+        body["webhook"] = await run_in_threadpool(read_webhook_status, services.db, job)
+    return body
 
 
 @router.get("/api/v1/download/{job_id}")
