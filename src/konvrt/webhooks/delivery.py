@@ -120,10 +120,10 @@ class WebhookSenders:
             self._threads.append(thread)
 
     def notify(self) -> None:
-        """An event became due: wake the idle senders now instead of at their next poll."""
+        """An event became due: wake one idle sender now instead of at its next poll."""
         with self._wake:
-            self._wakeups += len(self._threads) or 1
-            self._wake.notify_all()
+            self._wakeups += 1
+            self._wake.notify()
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop taking events; an attempt in flight finishes (at most the webhook timeout)."""
@@ -166,10 +166,14 @@ class WebhookSenders:
             WebhookDelivery.next_attempt_at <= now,
             or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until < now),
         )
-        with self.db.write() as session:
+        # Look in a read transaction first: idle senders polling must not queue for SQLite's write lock.
+        with self.db.read() as session:
             candidates = session.scalars(
                 select(WebhookDelivery.id).where(*due).order_by(WebhookDelivery.next_attempt_at).limit(8)
             ).all()
+        if not candidates:
+            return None
+        with self.db.write() as session:
             for event_id in candidates:
                 # Conditional update: whoever changes the row first owns this attempt.
                 taken = session.execute(

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from konvrt import jobs
-from konvrt.db import Job, utcnow
+from konvrt.db import Database, Job, utcnow
 from konvrt.errors import Conflict
 from konvrt.webhooks.models import DeliveryState, WebhookDelivery
 
@@ -129,6 +129,14 @@ def webhook_status(session: Session, job: Job) -> dict[str, Any] | None:
         "delivered_at": iso(row.delivered_at),
         "next_attempt_at": iso(row.next_attempt_at) if row.state == DeliveryState.PENDING else None,
     }
+
+
+def read_webhook_status(db: Database, job: Job) -> dict[str, Any] | None:
+    """`webhook_status` in a read transaction of its own (for the status route)."""
+    if not job.webhook_url:
+        return None
+    with db.read() as session:
+        return webhook_status(session, job)
 
 
 def redeliver(session: Session, job: Job) -> WebhookDelivery:
