@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     stall_timeout_seconds: float = Field(120, description="Kill an encode whose progress stops this long.")
     lease_seconds: float = Field(60, description="How long a worker's claim on a job lasts without a heartbeat.")
     max_attempts: int = Field(3, ge=1, description="Times a job is tried before it fails for good.")
-    download_ttl_hours: float = Field(24, description="Hours an output stays downloadable after completion.")
+    download_ttl_seconds: float = Field(24 * 3600, description="Seconds an output stays downloadable after completion.")
     sweep_interval_seconds: float = Field(60, description="How often expired outputs and leases are swept.")
 
     credit_bytes: int = Field(20 * MiB, description="Bytes of input per credit unit for a video job.")

@@ -11,7 +11,7 @@ from typing import BinaryIO
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from konvrt.errors import BadRequest, InvalidField, PayloadTooLarge, UnsupportedMedia
+from konvrt.errors import BadRequest, InvalidField, PayloadTooLarge
 from konvrt.storage import Storage
 
 # Room for the form fields and part headers around the file itself.
@@ -27,11 +27,19 @@ class Upload:
     received_file: bool = False
 
 
+NODE_HINT = (
+    " Node's fetch sends a `form-data` package object as the text '[object FormData]': use the built-in"
+    ' FormData with a Blob instead, e.g. form.append("file", await fs.openAsBlob("input.mp4"), "input.mp4").'
+)
+
+
 def boundary_of(content_type: str | None) -> bytes:
     kind, options = parse_options_header(content_type or "")
     if kind != b"multipart/form-data":
-        raise UnsupportedMedia(
-            "Send the request as multipart/form-data with the file in a 'file' field.", code="not_multipart"
+        got = kind.decode("latin-1") or "no Content-Type"
+        raise BadRequest(
+            f"Send the request as multipart/form-data with the file in a 'file' field (got {got}).{NODE_HINT}",
+            code="not_multipart",
         )
     boundary = options.get(b"boundary")
     if not boundary:

@@ -6,6 +6,7 @@ import logging
 import os
 import shutil
 import socket
+import tempfile
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -112,7 +113,8 @@ class WorkerPool:
         encode = _Encode(self, job, worker_id)
         beat = threading.Thread(target=encode.keep_alive, name=f"heartbeat-{job.id}", daemon=True)
         beat.start()
-        workdir = self.workspace / job.id
+        # A fresh folder per attempt: an FFmpeg orphaned by a killed worker cannot write into this one.
+        workdir = Path(tempfile.mkdtemp(prefix=f"{job.id}.", dir=self.workspace))
         try:
             note = self._encode(job, workdir, encode)
         except KonvrtError as exc:
@@ -128,7 +130,7 @@ class WorkerPool:
                     worker_id,
                     output_size=self.storage.size(jobs.output_key(job.id)),
                     note=note,
-                    ttl=timedelta(hours=self.settings.download_ttl_hours),
+                    ttl=timedelta(seconds=self.settings.download_ttl_seconds),
                 )
             self.storage.delete(job.input_key)
         finally:
@@ -138,7 +140,6 @@ class WorkerPool:
 
     def _encode(self, job: Job, workdir: Path, encode: _Encode) -> str | None:
         settings = self.settings
-        workdir.mkdir(parents=True, exist_ok=True)
         output = workdir / "output.mp4"
         with self.storage.local_path(job.input_key) as source:
             info = probe(source, max_duration=settings.max_duration_seconds, max_pixels=settings.max_video_pixels)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import av
 import httpx
+import pytest
 
 from konvrt.db import Job, utcnow
 from tests.conftest import REAL_VIDEO, LiveServer, make_clip, wait_for_job
@@ -214,7 +215,7 @@ def test_bad_fields_are_400_naming_the_field(live_server: LiveServer, clip: Path
         res = client.post("/api/v1/compress", data={"codec": "h264"}, files={"other": ("a", b"x")})
         assert res.status_code == 400
         res = client.post("/api/v1/compress", content=b"{}", headers={"Content-Type": "application/json"})
-        assert res.status_code == 415
+        assert res.status_code == 400 and res.json()["code"] == "not_multipart"
         assert client.get("/api/v1/usage").json()["credits"]["balance"] == 500
     assert _stored_files(live_server) == []
 
@@ -296,3 +297,30 @@ def test_unknown_route_and_method_are_json(live_server: LiveServer) -> None:
 def _stored_files(server: LiveServer) -> list[Path]:
     root = server.services.settings.data_dir / "files"
     return [p for p in root.rglob("*") if p.is_file()]
+
+
+REAL_SET = ("bear-vp9-odd-dimensions.webm", "sample_sef_slow_motion.mp4", "roadtrip-vp92-10bit.webm")
+DECODERS = {"h264": "h264", "h265": "hevc", "av1": "libdav1d"}
+
+
+@pytest.mark.parametrize("codec", ["h264", "h265", "av1"])
+def test_each_codec_on_three_real_videos(live_server: LiveServer, codec: str) -> None:
+    key = live_server.account()
+    with live_server.client(key) as client:
+        job_ids = {}
+        for name in REAL_SET:
+            res = submit(client, REAL_VIDEO / name, codec=codec, quality="32")
+            assert res.status_code == 202, (name, res.text)
+            job_ids[name] = res.json()["job_id"]
+        for name, job_id in job_ids.items():
+            done = wait_for_job(client, job_id)
+            assert done["status"] == "completed", (name, done)
+            data = client.get(done["output"]["download_url"]).content
+            with av.open(str(REAL_VIDEO / name)) as original, av.open(io.BytesIO(data)) as output:
+                video = output.streams.video[0]
+                assert video.codec_context.name == DECODERS[codec], name
+                assert video.codec_context.width % 2 == 0 and video.codec_context.height % 2 == 0, name
+                assert video.codec_context.pix_fmt == "yuv420p", name
+                assert bool(output.streams.audio) == bool(original.streams.audio), name
+                assert output.duration is not None and original.duration is not None
+                assert abs(output.duration - original.duration) / 1e6 < 0.5, name

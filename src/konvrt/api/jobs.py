@@ -81,7 +81,7 @@ async def download(job_id: str, account: AccountDep, services: ServicesDep) -> F
     if job.status != jobs.JobStatus.COMPLETED or job.output_key is None:
         raise Conflict(f"The job is {job.status}; download it once it is completed.", code="job_not_ready")
     if job.expired or (job.expires_at is not None and job.expires_at <= utcnow()):
-        raise Gone("The download link expired 24 hours after the job completed.", code="download_expired")
+        raise Gone(f"The download link expired at {iso(job.expires_at)}.", code="download_expired")
     path = services.storage.download_path(job.output_key)
     if path is None or not path.exists():
         raise Gone("The output is no longer stored.", code="download_expired")
