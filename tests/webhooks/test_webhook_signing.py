@@ -98,3 +98,17 @@ def test_generated_secrets_are_prefixed_and_unique() -> None:
 def test_sign_needs_a_secret() -> None:
     with pytest.raises(ValueError):
         sign(BODY, [], T)
+
+
+def test_public_surface_is_small_and_light() -> None:
+    """Receivers import `konvrt.webhooks` for `verify`: that must not drag in the database or HTTP client."""
+    import subprocess
+    import sys
+
+    import konvrt.webhooks
+
+    assert sorted(konvrt.webhooks.__all__) == ["WebhookSignatureError", "generate_secret", "sign", "verify"]
+    code = (
+        "import sys, konvrt.webhooks; print(sorted(m for m in ('sqlalchemy', 'httpx', 'fastapi') if m in sys.modules))"
+    )
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"

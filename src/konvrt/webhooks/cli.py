@@ -33,7 +33,7 @@ def secret(
     ] = False,
 ) -> None:
     """Print the account's webhook secret (whsec_…), creating it on first use."""
-    settings = Settings.model_validate({})  # reads KONVRT_* like Settings()
+    settings = Settings()
     db = _database(settings)
     try:
         with db.write() as session:
