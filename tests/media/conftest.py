@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import imageio_ffmpeg
 import pytest
 
+from konvrt.media.encode import compress
+from konvrt.media.params import CompressParams
 from konvrt.media.probe import MediaInfo, probe
 
 REAL = (
@@ -83,3 +88,28 @@ def lavfi_clip(ffmpeg: str, tmp_path: Path) -> Callable[..., Path]:
         return out
 
     return make
+
+
+@dataclass
+class Encoded:
+    path: Path
+    note: str | None
+    progress: list[int]
+    seconds: float
+
+
+@pytest.fixture
+def encode(ffmpeg: str, probe_ok: Callable[[Path], MediaInfo], tmp_path: Path) -> Callable[..., Encoded]:
+    """encode(src, codec="h264", preset="ultrafast", **params) -> Encoded; raises what compress() raises."""
+    counter = iter(range(1000))
+
+    def run(src: Path, *, threads: int = 2, timeout: float = 120.0, **fields: Any) -> Encoded:
+        fields.setdefault("preset", "ultrafast")
+        dst = tmp_path / f"encoded-{next(counter)}.mp4"
+        progress: list[int] = []
+        started = time.monotonic()
+        result = compress(ffmpeg, src, dst, probe_ok(src), CompressParams(**fields), threads=threads, nice=10,
+                          timeout=timeout, stall_timeout=60.0, on_progress=progress.append)  # fmt: skip
+        return Encoded(dst, result.note, progress, time.monotonic() - started)
+
+    return run

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
+
 from konvrt.errors import EncodeFailed
 from konvrt.media import failures, runner
 from konvrt.media.ffmpeg_args import build_argv, remux_argv
@@ -122,8 +124,8 @@ def compress(
 
 def _encode_once(job: _Job) -> Path:
     out = job.work / "encode.mp4"
-    result = job.run(build_argv(job.ffmpeg, job.src, out, job.info, job.params, threads=job.threads), 0, 99)
-    _check_complete(job, result)
+    job.run(build_argv(job.ffmpeg, job.src, out, job.info, job.params, threads=job.threads), 0, 99)
+    _check_complete(job, out)
     return out
 
 
@@ -153,7 +155,8 @@ def _encode_at(job: _Job, out: Path, video_kbps: int, audio_kbps: int | None, lo
     if params.codec not in TWO_PASS_CODECS:
         argv = build_argv(ffmpeg, src, out, info, params, threads=threads, video_bitrate_kbps=video_kbps,
                           audio_bitrate_kbps=audio_kbps)  # fmt: skip
-        _check_complete(job, job.run(argv, lo, hi))
+        job.run(argv, lo, hi)
+        _check_complete(job, out)
         return
     passlog = job.work / "passlog"
     mid = lo + (hi - lo) // 2
@@ -162,7 +165,8 @@ def _encode_at(job: _Job, out: Path, video_kbps: int, audio_kbps: int | None, lo
     job.run(first, lo, mid)
     second = build_argv(ffmpeg, src, out, info, params, threads=threads, pass_no=2, passlog=passlog,
                         video_bitrate_kbps=video_kbps, audio_bitrate_kbps=audio_kbps)  # fmt: skip
-    _check_complete(job, job.run(second, mid, hi))
+    job.run(second, mid, hi)
+    _check_complete(job, out)
 
 
 def size_budget(info: MediaInfo, target_bytes: int) -> tuple[int, int | None]:
@@ -180,12 +184,21 @@ def size_budget(info: MediaInfo, target_bytes: int) -> tuple[int, int | None]:
     return video_kbps, audio_kbps
 
 
-def _check_complete(job: _Job, result: runner.RunResult) -> None:
-    """FFmpeg exits 0 on a file cut short after a good header: compare how far it got with the probe."""
+def _check_complete(job: _Job, out: Path) -> None:
+    """FFmpeg exits 0 on a file cut short after a good header: compare the output's length with the probe's."""
     duration = job.info.duration
-    if duration and not job.info.duration_estimated and result.out_time is not None:
-        if result.out_time < duration * 0.8 - 0.5:
-            raise EncodeFailed(TRUNCATED)
+    if not duration or job.info.duration_estimated:
+        return
+    if _duration_of(out) < duration * 0.8 - 0.5:
+        raise EncodeFailed(TRUNCATED)
+
+
+def _duration_of(path: Path) -> float:
+    try:
+        with av.open(str(path), options={"format_whitelist": "mov"}) as container:
+            return (container.duration or 0) / av.time_base
+    except av.FFmpegError:
+        return 0.0
 
 
 def _smaller_of(job: _Job, out: Path) -> tuple[Path, str | None]:

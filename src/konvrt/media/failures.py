@@ -15,18 +15,18 @@ _ROWS: tuple[tuple[str, str], ...] = (
      "The server ran out of disk space while encoding; try again later."),
     (r"Cannot allocate memory|Out of memory|std::bad_alloc",
      "The server ran out of memory for this video; try again with a smaller resolution."),
-    (r"moov atom not found|Invalid NAL unit size|partial file|Truncat|end of file|EOF",
-     "The video file is incomplete or truncated; upload the whole file again."),
-    (r"Invalid data found when processing input|corrupt|error while decoding|decode_slice|concealing",
-     "The video could not be decoded; the file may be damaged. Try re-exporting it from the source."),
     (r"Decoder \(codec [^)]*\) not found|Unsupported codec|no decoder",
      "The video uses a codec this server cannot decode; convert it to H.264, HEVC, VP9 or AV1 first."),
     (r"Could not find tag for codec|codec not currently supported in container",
      "A stream of this video cannot be stored in MP4; please report this file to the operator."),
-    (r"Picture size \d+x\d+ is invalid|width not divisible|height not divisible|too small|dimension",
+    (r"Image size is too small|Picture size \d+x\d+ is invalid|not divisible by 2|dimension",
      "The video's frame size is not one the encoder accepts; try a different resolution."),
     (r"Error (while opening|initializing) (the )?encoder|Error initializing output stream|Could not open encoder",
      "The encoder refused these settings for this video; try another codec, resolution or quality."),
+    (r"moov atom not found|Invalid NAL unit size|partial file|Truncat|unexpected end of file",
+     "The video file is incomplete or truncated; upload the whole file again."),
+    (r"Invalid data found when processing input|corrupt|error while decoding|decode_slice|concealing",
+     "The video could not be decoded; the file may be damaged. Try re-exporting it from the source."),
 )  # fmt: skip
 
 _COMPILED = tuple((re.compile(pattern, re.IGNORECASE), sentence) for pattern, sentence in _ROWS)

@@ -20,6 +20,9 @@ SVT_PRESETS = {
 # default CRF 35 is its counterpart of x264's 23, so the same number looks about the same in every codec.
 CRF_OFFSET = {"h264": 0, "h265": 5, "av1": 12}
 CRF_MAX = {"h264": 51, "h265": 51, "av1": 63}
+# The smallest side each encoder accepts (x265: "Image size is too small (8x8)"; SVT-AV1 fails to
+# allocate packets for 2x2); yuv420p itself needs 2.
+MIN_SIDE = {"h264": 2, "h265": 16, "av1": 8}
 # The sample rates AAC-LC in MP4 is defined for; anything else is resampled to 48 kHz.
 AAC_RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000})
 # zscale's names for the colour tags PyAV reports, to convert HDR input explicitly (zscale refuses to
@@ -92,13 +95,20 @@ def output_args(dst: Path) -> list[str]:
 
 
 def output_size(info: MediaInfo, params: CompressParams) -> tuple[int, int]:
-    """Fit the displayed picture inside the box (turned to the video's orientation), never upscale, even sides."""
+    """Fit the displayed picture inside the box (turned to the video's orientation), never upscale, even sides.
+
+    The one exception to "never upscale": a picture smaller than the encoder accepts (x265 refuses
+    anything under 16x16, SVT-AV1 under 8x8) is enlarged to that minimum, keeping its aspect.
+    """
     width, height = info.display_width, info.display_height
     box_w, box_h = params.max_width or width, params.max_height or height
     if (box_w > box_h) != (width > height) and box_w != box_h and width != height:
         box_w, box_h = box_h, box_w  # "1280x720" on a portrait phone video means at most 720x1280
     scale = min(1.0, box_w / width, box_h / height)
-    return _even(width * scale, box_w), _even(height * scale, box_h)
+    smallest = MIN_SIDE[params.codec]
+    scale = max(scale, smallest / width, smallest / height)
+    limit_w, limit_h = max(box_w, smallest), max(box_h, smallest)
+    return _even(width * scale, limit_w), _even(height * scale, limit_h)
 
 
 def _even(size: float, limit: int) -> int:
