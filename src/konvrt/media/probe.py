@@ -24,7 +24,10 @@ DEMUXERS = "mov,matroska,webm,avi,mpegts,mpeg,flv,gif,ogg,asf,mxf,ivf,h264,hevc,
 # Nested opens (none expected with the demuxers above) may only touch local files.
 PROTOCOLS = "file"
 
-_NOT_VIDEO = "The file is not a readable video (it may be incomplete, or not a video at all); upload an MP4, MOV, MKV, WebM, AVI, MPEG-TS or GIF file."
+_NOT_VIDEO = (
+    "The file is not a readable video (it may be incomplete, or not a video at all); "
+    "upload an MP4, MOV, MKV, WebM, AVI, MPEG-TS or GIF file."
+)
 
 _TRANSFERS = {
     1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte240m", 8: "linear",
