@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from konvrt import __version__
-from konvrt.api import compress, errors, jobs, usage
+from konvrt.api import compress, convert, errors, jobs, usage
 from konvrt.config import Settings
 from konvrt.services import Services
 from konvrt.webhooks import routes as webhook_routes
@@ -36,7 +36,7 @@ def create_app(settings: Settings, *, services: Services | None = None, workers:
     )
     app.state.services = services
     errors.install(app)
-    for module in (compress, jobs, usage):
+    for module in (compress, convert, jobs, usage):
         app.include_router(module.router)
     app.include_router(webhook_routes.router)
     return app
