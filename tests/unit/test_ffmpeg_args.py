@@ -16,7 +16,8 @@ SRC, DST = Path("/w/in"), Path("/w/out.mp4")
 
 def media(**overrides: object) -> MediaInfo:
     base = MediaInfo(
-        format_name="mov,mp4,m4a,3gp,3g2,mj2", duration=10.0, duration_estimated=False, size_bytes=5_000_000,
+        format_name="mov,mp4,m4a,3gp,3g2,mj2", duration=10.0, duration_estimated=False, video_duration=None,
+        size_bytes=5_000_000,
         video_index=0, video_codec="h264", width=1920, height=1080, display_width=1920, display_height=1080,
         rotation=0, sar_num=1, sar_den=1, pix_fmt="yuv420p", bit_depth=8, color_transfer="bt709",
         color_primaries="bt709", color_matrix="bt709", full_range=False, interlaced=False, fps=30.0,

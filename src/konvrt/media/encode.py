@@ -38,8 +38,10 @@ TRUNCATED = "The video file is incomplete or truncated: it ends long before its 
 MISSED_TARGET = "The encode could not be brought under target_size; choose a larger target_size or a lower resolution."
 # Share of the size budget aimed for: encoders land within a few % of a two-pass target, and a result
 # over the target is re-encoded, never returned.
-SIZE_AIM = 0.96
+SIZE_AIM = 0.97
 SIZE_ATTEMPTS = 4
+# Below this share of the target, one more attempt asks for more bits.
+UNDERFILL = 0.88
 # Two-pass x264/x265; SVT-AV1 through FFmpeg has no two-pass, so it runs one VBR pass and is checked.
 TWO_PASS_CODECS = ("h264", "h265")
 
@@ -130,18 +132,30 @@ def _encode_once(job: _Job) -> Path:
 
 
 def _encode_to_size(job: _Job) -> Path:
-    """Aim at SIZE_AIM of the target; when a result is still over, encode again lower, never return it."""
+    """Aim at SIZE_AIM of the target. A result over the target is encoded again lower and never returned;
+    one far under it (an encoder that could not spend the bits it was given) is tried once higher."""
     target = job.params.target_bytes or 0
     video_kbps, audio_kbps = size_budget(job.info, target)
     spans = _size_spans(job.params.codec)
-    out = job.work / "encode.mp4"
+    best: Path | None = None
+    raised = False
     for attempt in range(SIZE_ATTEMPTS):
+        out = job.work / f"size-{attempt}.mp4"
         lo, hi = spans[min(attempt, len(spans) - 1)]
         _encode_at(job, out, video_kbps, audio_kbps, lo, hi)
         size = out.stat().st_size
+        fill = size / target
         if size <= target:
-            return out
-        video_kbps = max(1, math.floor(video_kbps * (target / size) * SIZE_AIM * 0.97 ** (attempt + 1)))
+            if best is None or size > best.stat().st_size:
+                best = out
+            if fill >= UNDERFILL or raised:
+                return best
+            raised = True  # once: the next attempt asks for more
+        elif best is not None:
+            return best  # the higher try overshot: the earlier, smaller result stands
+        video_kbps = max(1, math.floor(video_kbps * SIZE_AIM / fill * (0.98 if size > target else 1.0)))
+    if best is not None:
+        return best
     raise EncodeFailed(MISSED_TARGET)
 
 
@@ -170,17 +184,23 @@ def _encode_at(job: _Job, out: Path, video_kbps: int, audio_kbps: int | None, lo
 
 
 def size_budget(info: MediaInfo, target_bytes: int) -> tuple[int, int | None]:
-    """(video kbit/s, audio kbit/s to re-encode at or None to keep the audio) for a size target."""
+    """(video kbit/s, audio kbit/s to re-encode at or None to keep the audio) for a size target.
+
+    Audio runs for the whole duration, the picture for its own (GoPro and phone files often end the
+    video a second before the audio or data tracks), so each rate is spread over its own length.
+    """
     duration = max(info.duration or 1.0, 0.04)
-    payload_bits = (target_bytes / (1 + MUX_OVERHEAD_SHARE) - MUX_OVERHEAD_FLOOR) * 8 * SIZE_AIM
-    total_kbps = max(1.0, payload_bits / duration / 1000)
+    video_duration = max(min(info.video_duration or duration, duration), 0.04)
+    payload_kbits = (target_bytes / (1 + MUX_OVERHEAD_SHARE) - MUX_OVERHEAD_FLOOR) * 8 * SIZE_AIM / 1000
+    total_kbps = max(1.0, payload_kbits / duration)
     audio_kbps: int | None = None
     spent_on_audio = audio_kbps_for_size(info)
     if spent_on_audio > total_kbps * 0.25:
         # The copied audio would eat the picture's share: re-encode it smaller (never below MIN_AUDIO_KBPS).
         audio_kbps = max(MIN_AUDIO_KBPS, min(spent_on_audio, math.floor(total_kbps * 0.2)))
         spent_on_audio = audio_kbps
-    video_kbps = min(BITRATE_MAX_KBPS, max(1, math.floor(total_kbps - spent_on_audio)))
+    video_kbits = payload_kbits - spent_on_audio * duration
+    video_kbps = min(BITRATE_MAX_KBPS, max(1, math.floor(video_kbits / video_duration)))
     return video_kbps, audio_kbps
 
 

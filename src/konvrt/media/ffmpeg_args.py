@@ -186,7 +186,7 @@ def _rate_args(
     if kbps is None:
         raise ValueError("a bitrate or size method needs a video bitrate")
     args = ["-b:v", f"{kbps}k"]
-    if params.codec != "av1":
+    if params.method == "bitrate" and params.codec != "av1":
         # VBV: peaks at most 1.5x the average over a 2 s buffer, so the stream plays over a link of that rate.
         args += ["-maxrate", f"{kbps * 3 // 2}k", "-bufsize", f"{kbps * 2}k"]
     if pass_no is not None and params.codec != "av1":

@@ -45,6 +45,7 @@ class MediaInfo:
     format_name: str
     duration: float | None  # seconds; estimated from packets when the header has none
     duration_estimated: bool
+    video_duration: float | None  # the picture alone; shorter than `duration` when audio or data run on
     size_bytes: int
     video_index: int  # absolute stream index, for `-map 0:<index>`
     video_codec: str
@@ -121,6 +122,7 @@ def _describe(container: Any, path: Path, *, max_duration: float, max_pixels: in
         format_name=container.format.name,
         duration=duration,
         duration_estimated=estimated,
+        video_duration=_stream_duration(video) or duration,
         size_bytes=path.stat().st_size,
         video_index=video.index,
         video_codec=_codec_name(cc.name),
@@ -193,6 +195,12 @@ def _duration(container: Any, video: Any, path: Path) -> tuple[float | None, boo
     if video.duration and video.time_base:
         return float(video.duration * video.time_base), False
     return _estimate_duration(path, video.index)
+
+
+def _stream_duration(stream: Any) -> float | None:
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    return None
 
 
 def _estimate_duration(path: Path, index: int) -> tuple[float | None, bool]:

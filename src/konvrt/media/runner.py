@@ -18,7 +18,7 @@ from typing import IO
 from konvrt.media.progress import ProgressParser
 
 STDERR_KEEP_BYTES = 32 * 1024  # the tail failures.py reads; bounded however chatty the encoder is
-GRACE_SECONDS = 5.0
+GRACE_SECONDS = 2.0  # FFmpeg flushes its encoders on SIGTERM; we discard that output anyway
 POLL_SECONDS = 0.2
 
 
