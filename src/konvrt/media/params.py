@@ -30,7 +30,7 @@ MAX_DIMENSION = 16384
 # Bytes a MP4 container spends beyond the streams (moov index, headers), as a share of the payload
 # plus a floor; measured on our outputs at well under 1 %.
 MUX_OVERHEAD_SHARE = 0.01
-MUX_OVERHEAD_FLOOR = 16 * 1024
+MUX_OVERHEAD_FLOOR = 4 * 1024
 # Below this average video bitrate the picture is mush at any resolution; a target that leaves less
 # is refused at submit rather than delivered as a useless file.
 MIN_VIDEO_KBPS = 24
