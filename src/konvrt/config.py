@@ -76,6 +76,20 @@ class Settings(BaseSettings):
 
     demo_account: bool = Field(True, description="On first start with an empty database, create a demo pro account.")
 
+    queue_url: str = Field("", description="Wakes workers on other machines: empty polls the database; redis://… pushes.")
+    s3_endpoint_url: str = Field("", description="S3-compatible endpoint (MinIO, R2…); empty means AWS.")
+    s3_access_key_id: str = Field("", description="S3 access key; empty means boto3's usual credential chain.")
+    s3_secret_access_key: str = Field("", description="S3 secret key, with s3_access_key_id.")
+    s3_region: str = Field("", description="S3 region; empty means boto3's default.")
+    s3_presigned_downloads: bool = Field(
+        False, description="Answer downloads with a redirect to a short-lived presigned S3 URL instead of streaming."
+    )
+    s3_part_bytes: int = Field(8 * MiB, ge=5 * MiB, description="Multipart upload part size for S3 (at least 5 MiB).")
+    pro_concurrency: int = Field(4, ge=0, description="Jobs of one pro account encoded at once; 0 means no cap.")
+    team_concurrency: int = Field(8, ge=0, description="Jobs of one team account encoded at once; 0 means no cap.")
+    log_format: str = Field("text", pattern="^(text|json)$", description="Log lines as text or one JSON object each.")
+    metrics_port: int = Field(0, ge=0, description="`konvrt worker` serves /metrics on this port; 0 means off.")
+
     @cached_property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'konvrt.db'}"
@@ -95,6 +109,9 @@ class Settings(BaseSettings):
 
     def codec_factor(self, codec: str) -> int:
         return {"h264": self.codec_factor_h264, "h265": self.codec_factor_h265, "av1": self.codec_factor_av1}[codec]
+
+    def concurrency_cap(self, plan: str) -> int:
+        return {"free": 0, "pro": self.pro_concurrency, "team": self.team_concurrency}[plan]
 
     def included_credits(self, plan: str) -> int:
         return {"free": 0, "pro": self.pro_credits, "team": self.team_credits}[plan]
