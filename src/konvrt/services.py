@@ -29,7 +29,7 @@ class Services:
         db = Database(settings.resolved_database_url)
         webhook_events.install()  # finishing a job queues its webhook event; registers the webhook tables
         db.create_all()
-        return cls(settings=settings, db=db, storage=open_storage(settings.storage_url, settings.data_dir))
+        return cls(settings=settings, db=db, storage=open_storage(settings.storage_url, settings.data_dir, settings))
 
     def start_workers(self, size: int, *, sweeper: bool = True) -> WorkerPool:
         self.pool = WorkerPool(self.settings, self.db, self.storage, size)

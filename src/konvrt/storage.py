@@ -8,7 +8,10 @@ import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
+
+if TYPE_CHECKING:
+    from konvrt.config import Settings
 
 
 class Storage(Protocol):
@@ -94,9 +97,15 @@ class LocalStorage:
         return self.root.is_dir() and os.access(self.root, os.W_OK)
 
 
-def open_storage(url: str, data_dir: Path) -> Storage:
+def open_storage(url: str, data_dir: Path, settings: Settings | None = None) -> Storage:
     if not url:
         return LocalStorage(data_dir / "files")
     if url.startswith("file://"):
         return LocalStorage(Path(url.removeprefix("file://")))
-    raise ValueError(f"Unsupported KONVRT_STORAGE_URL {url!r}: use a file:// path or leave it empty.")
+    if url.startswith("s3://") and settings is not None:
+        from konvrt.storage_s3 import S3Storage
+
+        return S3Storage.from_settings(settings)
+    raise ValueError(
+        f"Unsupported KONVRT_STORAGE_URL {url!r}: use s3://bucket/prefix, a file:// path or leave it empty."
+    )

@@ -6,15 +6,17 @@ from datetime import datetime
 from pathlib import PurePath
 from typing import Any
 
-from fastapi import APIRouter
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from konvrt import jobs
 from konvrt.api.deps import AccountDep, ServicesDep
+from konvrt.api.remote_download import object_response
 from konvrt.db import Job, utcnow
 from konvrt.errors import Conflict, Gone
 from konvrt.services import Services
+from konvrt.storage_s3 import S3Storage
 from konvrt.webhooks.events import read_webhook_status
 
 router = APIRouter()
@@ -75,14 +77,23 @@ async def status(job_id: str, account: AccountDep, services: ServicesDep) -> dic
     return body
 
 
-@router.get("/api/v1/download/{job_id}")
-async def download(job_id: str, account: AccountDep, services: ServicesDep) -> FileResponse:
+@router.get("/api/v1/download/{job_id}", response_model=None)
+async def download(job_id: str, request: Request, account: AccountDep, services: ServicesDep) -> Response:
     job = await run_in_threadpool(_load, services, job_id, account.id)
     if job.status != jobs.JobStatus.COMPLETED or job.output_key is None:
         raise Conflict(f"The job is {job.status}; download it once it is completed.", code="job_not_ready")
     if job.expired or (job.expires_at is not None and job.expires_at <= utcnow()):
         raise Gone(f"The download link expired at {iso(job.expires_at)}.", code="download_expired")
     path = services.storage.download_path(job.output_key)
+    if path is None and isinstance(services.storage, S3Storage):  # object storage: streamed or redirected
+        return await run_in_threadpool(
+            object_response,
+            services.storage,
+            job.output_key,
+            output_filename(job.input_filename),
+            request.headers.get("range"),
+            services.settings.s3_presigned_downloads,
+        )
     if path is None or not path.exists():
         raise Gone("The output is no longer stored.", code="download_expired")
     return FileResponse(path, media_type="video/mp4", filename=output_filename(job.input_filename))
