@@ -76,7 +76,7 @@ class Settings(BaseSettings):
 
     demo_account: bool = Field(True, description="On first start with an empty database, create a demo pro account.")
 
-    queue_url: str = Field("", description="Wakes workers on other machines: empty polls the database; redis://… pushes.")
+    queue_url: str = Field("", description="Wakes workers elsewhere: empty polls the database; redis:// pushes.")
     s3_endpoint_url: str = Field("", description="S3-compatible endpoint (MinIO, R2…); empty means AWS.")
     s3_access_key_id: str = Field("", description="S3 access key; empty means boto3's usual credential chain.")
     s3_secret_access_key: str = Field("", description="S3 secret key, with s3_access_key_id.")
