@@ -58,6 +58,9 @@ def settings_factory(tmp_path: Path) -> SettingsFactory:
             "demo_account": False,
             "webhook_allow_private": True,
             "sweep_interval_seconds": 3600,
+            # wait_for_job polls 5 times a second; tests/api/test_rate_limit.py sets its own limits.
+            "ratelimit_pro": 100_000,
+            "ratelimit_team": 100_000,
         }
         values.update(overrides)
         return Settings(**values)

@@ -8,8 +8,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from konvrt import __version__
-from konvrt.api import compress, convert, errors, jobs, usage
+from konvrt.api import compress, convert, errors, jobs, rate_limit, request_id, usage
 from konvrt.config import Settings
+from konvrt.ratelimit import RateLimiter
 from konvrt.services import Services
 from konvrt.webhooks import routes as webhook_routes
 
@@ -36,6 +37,9 @@ def create_app(settings: Settings, *, services: Services | None = None, workers:
     )
     app.state.services = services
     errors.install(app)
+    rate_limit.install(app, RateLimiter(settings))
+    request_id.install_log_records()
+    request_id.wrap_outermost(app)
     for module in (compress, convert, jobs, usage):
         app.include_router(module.router)
     app.include_router(webhook_routes.router)

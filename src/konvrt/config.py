@@ -74,6 +74,24 @@ class Settings(BaseSettings):
         24, ge=0, description="Hours a rotated-out webhook secret keeps signing alongside the new one."
     )
 
+    ratelimit_url: str = Field(
+        "", description="Where rate-limit counters live: empty or memory:// for this process, redis://… to share them."
+    )
+    ratelimit_window_seconds: int = Field(60, ge=1, description="Length of the moving rate-limit window, in seconds.")
+    ratelimit_pro: int = Field(60, ge=1, description="Requests per window for a pro account (all keys, all endpoints).")
+    ratelimit_team: int = Field(
+        60, ge=1, description="Requests per window for a team account (all keys, all endpoints)."
+    )
+    ratelimit_per_address: int = Field(
+        60, ge=1, description="Requests per window from one client address that fail authentication."
+    )
+    idempotency_ttl_seconds: float = Field(
+        24 * 3600, gt=0, description="How long an Idempotency-Key replays its first answer."
+    )
+    idempotency_wait_seconds: float = Field(
+        60, ge=0, description="How long a retry waits for the first request with its Idempotency-Key before a 409."
+    )
+
     demo_account: bool = Field(True, description="On first start with an empty database, create a demo pro account.")
 
     queue_url: str = Field("", description="Wakes workers elsewhere: empty polls the database; redis:// pushes.")

@@ -9,7 +9,9 @@ from fastapi import Depends, Header, Request
 from sqlalchemy import update
 
 from konvrt import accounts
+from konvrt.api import rate_limit
 from konvrt.db import Account, ApiKey, utcnow
+from konvrt.errors import Forbidden, Unauthorized
 from konvrt.services import Services
 
 # Writing last_used_at on every status poll would make each read a write; once a minute is enough.
@@ -24,9 +26,17 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def current_account(services: ServicesDep, authorization: Annotated[str | None, Header()] = None) -> Account:
-    with services.db.read() as session:
-        account, key = accounts.authenticate(session, authorization)
+def current_account(
+    request: Request, services: ServicesDep, authorization: Annotated[str | None, Header()] = None
+) -> Account:
+    rate_limit.before_auth(request)
+    try:
+        with services.db.read() as session:
+            account, key = accounts.authenticate(session, authorization)
+    except (Unauthorized, Forbidden):
+        rate_limit.auth_failed(request)
+        raise
+    rate_limit.count_account(request, account)
     if key.last_used_at is None or utcnow() - key.last_used_at > _LAST_USED_RESOLUTION:
         with services.db.write() as session:
             session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=utcnow()))
