@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from konvrt import __version__
-from konvrt.api import compress, convert, errors, jobs, rate_limit, request_id, usage
+from konvrt.api import compress, convert, errors, jobs, listing, openapi, rate_limit, request_id, usage
 from konvrt.config import Settings
 from konvrt.ratelimit import RateLimiter
 from konvrt.services import Services
@@ -43,4 +43,6 @@ def create_app(settings: Settings, *, services: Services | None = None, workers:
     for module in (compress, convert, jobs, usage):
         app.include_router(module.router)
     app.include_router(webhook_routes.router)
+    app.include_router(listing.router)
+    openapi.install(app)
     return app

@@ -11,6 +11,8 @@ from starlette.concurrency import run_in_threadpool
 
 from konvrt import billing, jobs
 from konvrt.api.deps import AccountDep, ServicesDep
+from konvrt.api.openapi import COMPRESS_BODY
+from konvrt.filenames import clean_filename
 from konvrt.media.params import CompressParams, check_feasible, parse_compress_params
 from konvrt.media.probe import MediaInfo, probe
 from konvrt.services import Services
@@ -33,7 +35,7 @@ FIELDS = (
 )
 
 
-@router.post("/api/v1/compress", status_code=202)
+@router.post("/api/v1/compress", status_code=202, openapi_extra=COMPRESS_BODY)
 async def compress(request: Request, account: AccountDep, services: ServicesDep) -> JSONResponse:
     settings = services.settings
     check_declared_length(request.headers.get("content-length"), settings.max_video_bytes, "Video")
@@ -59,8 +61,9 @@ async def compress(request: Request, account: AccountDep, services: ServicesDep)
         info = await run_in_threadpool(_probe, services, key)
         check_feasible(params, info)
         price = billing.video_price(settings, upload.size, params.codec)
+        filename = clean_filename(upload.filename, "video")  # display text only, never a path
         await run_in_threadpool(
-            _record, services, job_id, account.id, price, params, upload.filename, upload.size, info, webhook_url
+            _record, services, job_id, account.id, price, params, filename, upload.size, info, webhook_url
         )
     except BaseException:
         services.storage.delete(key)

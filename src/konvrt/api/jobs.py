@@ -15,6 +15,7 @@ from konvrt.api.deps import AccountDep, ServicesDep
 from konvrt.api.remote_download import object_response
 from konvrt.db import Job, utcnow
 from konvrt.errors import Conflict, Gone
+from konvrt.filenames import clean_filename, content_disposition
 from konvrt.services import Services
 from konvrt.storage_s3 import S3Storage
 from konvrt.webhooks.events import read_webhook_status
@@ -28,7 +29,7 @@ def iso(moment: datetime | None) -> str | None:
 
 def output_filename(input_filename: str) -> str:
     # The client's name never reaches a path; only its stem is echoed back, in a header.
-    stem = PurePath(input_filename.replace("\\", "/")).stem or "video"
+    stem = PurePath(clean_filename(input_filename, "video")).stem or "video"
     return f"{stem}-compressed.mp4"
 
 
@@ -96,4 +97,5 @@ async def download(job_id: str, request: Request, account: AccountDep, services:
         )
     if path is None or not path.exists():
         raise Gone("The output is no longer stored.", code="download_expired")
-    return FileResponse(path, media_type="video/mp4", filename=output_filename(job.input_filename))
+    disposition = content_disposition(output_filename(job.input_filename))
+    return FileResponse(path, media_type="video/mp4", headers={"Content-Disposition": disposition})
