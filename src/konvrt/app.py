@@ -8,7 +8,18 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from konvrt import __version__
-from konvrt.api import compress, convert, errors, jobs, listing, openapi, rate_limit, request_id, usage
+from konvrt.api import (
+    compress,
+    convert,
+    errors,
+    idempotency,
+    jobs,
+    listing,
+    openapi,
+    rate_limit,
+    request_id,
+    usage,
+)
 from konvrt.config import Settings
 from konvrt.ratelimit import RateLimiter
 from konvrt.services import Services
@@ -37,6 +48,7 @@ def create_app(settings: Settings, *, services: Services | None = None, workers:
     )
     app.state.services = services
     errors.install(app)
+    idempotency.install(app)
     rate_limit.install(app, RateLimiter(settings))
     request_id.install_log_records()
     request_id.wrap_outermost(app)

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from konvrt import billing, jobs
 from konvrt.api.deps import AccountDep, ServicesDep
+from konvrt.api.idempotency import IdempotencyDep
 from konvrt.api.openapi import COMPRESS_BODY
 from konvrt.filenames import clean_filename
 from konvrt.media.params import CompressParams, check_feasible, parse_compress_params
@@ -36,7 +37,7 @@ FIELDS = (
 
 
 @router.post("/api/v1/compress", status_code=202, openapi_extra=COMPRESS_BODY)
-async def compress(request: Request, account: AccountDep, services: ServicesDep) -> JSONResponse:
+async def compress(request: Request, account: AccountDep, services: ServicesDep, _: IdempotencyDep) -> JSONResponse:
     settings = services.settings
     check_declared_length(request.headers.get("content-length"), settings.max_video_bytes, "Video")
     boundary_of(request.headers.get("content-type"))

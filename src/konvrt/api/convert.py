@@ -16,6 +16,8 @@ from starlette.concurrency import run_in_threadpool
 
 from konvrt import billing
 from konvrt.api.deps import AccountDep, ServicesDep
+from konvrt.api.idempotency import IdempotencyDep
+from konvrt.api.openapi import CONVERT_BODY
 from konvrt.errors import PaymentRequired
 from konvrt.media.image import ImageResult, convert_image
 from konvrt.media.image_params import ImageParams, parse_image_params
@@ -30,8 +32,8 @@ FIELDS = ("file", "format", "quality", "width", "height", "fit")
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-@router.post("/api/v1/convert", response_class=Response)
-async def convert(request: Request, account: AccountDep, services: ServicesDep) -> Response:
+@router.post("/api/v1/convert", response_class=Response, openapi_extra=CONVERT_BODY)
+async def convert(request: Request, account: AccountDep, services: ServicesDep, _: IdempotencyDep) -> Response:
     settings = services.settings
     check_declared_length(request.headers.get("content-length"), settings.max_image_bytes, "Image")
     boundary_of(request.headers.get("content-type"))
