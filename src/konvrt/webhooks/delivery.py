@@ -27,6 +27,7 @@ from konvrt import __version__
 from konvrt.config import Settings
 from konvrt.db import Database, utcnow
 from konvrt.webhooks import events
+from konvrt.webhooks.deadline import DeadlineTransport, deadline
 from konvrt.webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery
 from konvrt.webhooks.netguard import PinnedTransport
 from konvrt.webhooks.secret_store import signing_secrets
@@ -104,9 +105,13 @@ class WebhookSenders:
         self._wakeups = 0
         self._threads: list[threading.Thread] = []
         self._timeout = settings.webhook_timeout_seconds
-        self._lease = timedelta(seconds=3 * self._timeout + 30)
+        self._lease = timedelta(seconds=self._timeout + 60)  # an attempt never outlives its deadline (DNS aside)
         self.client = httpx.Client(
-            transport=transport or PinnedTransport(allow_private=settings.webhook_allow_private),
+            transport=transport
+            or PinnedTransport(
+                allow_private=settings.webhook_allow_private,
+                inner=DeadlineTransport(max_connections=max(32, 2 * settings.webhook_senders)),
+            ),
             timeout=httpx.Timeout(self._timeout),
             follow_redirects=False,
             trust_env=False,
@@ -209,8 +214,9 @@ class WebhookSenders:
         try:
             request = self.client.build_request("POST", claim.url, content=claim.payload, headers=self.headers(claim))
             # The body is never read: the status code is the whole answer, and a huge body costs nothing.
-            response = self.client.send(request, stream=True)
-            response.close()
+            with deadline(self._timeout):  # the whole attempt, however slowly the receiver trickles
+                response = self.client.send(request, stream=True)
+                response.close()
             status_code, error = response.status_code, _describe(response)
         except httpx.HTTPError as exc:
             error = _describe_error(exc, self._timeout)
@@ -252,6 +258,7 @@ class WebhookSenders:
         )
         if delay is None:
             row.state, row.next_attempt_at = DeliveryState.FAILED, None
-            row.last_error = f"{row.last_error} Gave up after {row.failures} failed attempts."
+            attempts = "attempt" if row.failures == 1 else "attempts"
+            row.last_error = f"{row.last_error} Gave up after {row.failures} failed {attempts}."
         else:
             row.next_attempt_at = now + timedelta(seconds=delay)
