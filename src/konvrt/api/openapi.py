@@ -235,7 +235,9 @@ def describe(app: FastAPI) -> dict[str, Any]:
                 responses[status] = {**responses.get(status, {}), "description": "Success.", "content": content}
             if (method, path) == ("get", "/api/v1/download/{job_id}"):
                 responses["206"] = {"description": "The byte range asked for.", "content": {"video/mp4": _BINARY}}
-            operation["security"] = [{"bearer": []}]
+            operation["security"] = [{"bearer": []}]  # the Authorization header, described once as a scheme
+            parameters = [p for p in operation.get("parameters", []) if p["name"].lower() != "authorization"]
+            operation["parameters"] = parameters
             for code in (*_OPERATION_ERRORS.get((method, path), ()), 401, 403, 429, 500):
                 responses.setdefault(str(code), _error(code))
             for status, response in responses.items():
