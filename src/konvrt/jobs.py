@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from konvrt import billing
+from konvrt import billing, fairness
 from konvrt.db import Job, utcnow
 from konvrt.errors import NotFound
 
@@ -85,11 +85,17 @@ def get_for_account(session: Session, job_id: str, account_id: int) -> Job:
     return job
 
 
-def claim_next(session: Session, worker_id: str, lease: timedelta, max_attempts: int) -> Job | None:
-    """Take the oldest pending job, or one whose worker's lease ran out; None when there is none."""
+def claim_next(
+    session: Session, worker_id: str, lease: timedelta, max_attempts: int, caps: Mapping[str, int] | None = None
+) -> Job | None:
+    """Take the oldest pending job, or one whose worker's lease ran out; None when there is none.
+
+    `caps` (plan -> jobs running at once, 0 = no cap) keeps one account's backlog from starving others:
+    an account at its cap is passed over, so the oldest job of any other account goes first.
+    """
     now = utcnow()
     candidates = (
-        select(Job.id)
+        select(Job.id, Job.account_id)
         .where(
             or_(
                 Job.status == JobStatus.PENDING,
@@ -100,9 +106,14 @@ def claim_next(session: Session, worker_id: str, lease: timedelta, max_attempts:
         .order_by(Job.created_at)
         .limit(8)
     )
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        candidates = candidates.with_for_update(skip_locked=True)
-    for job_id in session.scalars(candidates).all():
+    if caps:
+        candidates = candidates.where(fairness.under_cap(caps, now))
+    postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
+    if postgres:
+        candidates = candidates.with_for_update(skip_locked=True, of=Job)
+    for job_id, account_id in session.execute(candidates).all():
+        if caps and postgres and fairness.full_after_lock(session, account_id, caps, now):
+            continue
         # Conditional update: whoever changes the row first owns the job; everyone else moves on.
         claimed = session.execute(
             update(Job)

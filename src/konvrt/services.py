@@ -10,6 +10,7 @@ from konvrt import accounts
 from konvrt.config import Settings
 from konvrt.db import Account, Database
 from konvrt.storage import Storage, open_storage
+from konvrt.wakeup import LocalWakeup, Wakeup, open_wakeup
 from konvrt.webhooks import events as webhook_events
 from konvrt.webhooks.delivery import WebhookSenders
 from konvrt.worker import WorkerPool
@@ -22,6 +23,7 @@ class Services:
     storage: Storage
     pool: WorkerPool | None = field(default=None)
     senders: WebhookSenders | None = field(default=None)
+    wakeup: Wakeup = field(default_factory=LocalWakeup)
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -29,11 +31,14 @@ class Services:
         db = Database(settings.resolved_database_url)
         webhook_events.install()  # finishing a job queues its webhook event; registers the webhook tables
         db.create_all()
-        return cls(settings=settings, db=db, storage=open_storage(settings.storage_url, settings.data_dir, settings))
+        storage = open_storage(settings.storage_url, settings.data_dir, settings)
+        return cls(settings=settings, db=db, storage=storage, wakeup=open_wakeup(settings.queue_url))
 
     def start_workers(self, size: int, *, sweeper: bool = True) -> WorkerPool:
         self.pool = WorkerPool(self.settings, self.db, self.storage, size)
         self.pool.start(sweeper=sweeper)
+        self.pool.announce = self.wakeup.publish
+        self.wakeup.subscribe(self.pool.notify)  # a submit on any machine wakes an idle worker here
         if self.senders is None:  # webhook senders: threads of their own, never an encode worker
             self.senders = WebhookSenders(self.settings, self.db)
             self.senders.start()
@@ -42,12 +47,14 @@ class Services:
     def job_queued(self) -> None:
         if self.pool is not None:
             self.pool.notify()
+        self.wakeup.publish()
 
     def close(self) -> None:
         if self.pool is not None:
             self.pool.stop()
         if self.senders is not None:
             self.senders.stop()
+        self.wakeup.close()
         self.db.dispose()
 
     def create_demo_account(self) -> str | None:

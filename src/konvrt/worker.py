@@ -8,10 +8,11 @@ import shutil
 import socket
 import tempfile
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
-from konvrt import jobs
+from konvrt import cluster, jobs
 from konvrt.config import Settings
 from konvrt.db import Database, Job
 from konvrt.errors import KonvrtError
@@ -61,6 +62,8 @@ class WorkerPool:
         self._pending_wakeups = 0
         self._threads: list[threading.Thread] = []
         self.workspace = settings.data_dir / "work"
+        self.caps = {plan: settings.concurrency_cap(plan) for plan in ("pro", "team")}
+        self.announce: Callable[[], None] = lambda: None  # tells other machines a job is free again
 
     def start(self, *, sweeper: bool = True) -> None:
         self.workspace.mkdir(parents=True, exist_ok=True)
@@ -100,7 +103,7 @@ class WorkerPool:
         while not self.stopping.is_set():
             try:
                 with self.db.write() as session:
-                    job = jobs.claim_next(session, worker_id, lease, self.settings.max_attempts)
+                    job = jobs.claim_next(session, worker_id, lease, self.settings.max_attempts, self.caps)
             except Exception:
                 log.exception("could not claim a job")
                 job = None
@@ -165,14 +168,18 @@ class WorkerPool:
         with self.db.write() as session:
             if self.stopping.is_set():
                 jobs.release(session, job.id, worker_id)
+                self.announce()
                 return
             jobs.fail_owned(session, job.id, worker_id, error)
         self.storage.delete(job.input_key)
 
-    def _sweep_loop(self, _: str) -> None:
-        while not self.stopping.wait(self.settings.sweep_interval_seconds):
+    def _sweep_loop(self, holder: str) -> None:
+        interval = self.settings.sweep_interval_seconds
+        # Every machine looks four times an interval; the shared turn row lets one of them sweep.
+        while not self.stopping.wait(interval / 4):
             try:
-                self.sweep()
+                if cluster.take_turn(self.db, "sweep", interval, holder):
+                    self.sweep()
             except Exception:
                 log.exception("sweep failed")
 
