@@ -12,6 +12,7 @@ from konvrt.api import (
     compress,
     convert,
     errors,
+    health,
     idempotency,
     jobs,
     listing,
@@ -21,6 +22,7 @@ from konvrt.api import (
     usage,
 )
 from konvrt.config import Settings
+from konvrt.observability import MetricsMiddleware
 from konvrt.ratelimit import RateLimiter
 from konvrt.services import Services
 from konvrt.webhooks import routes as webhook_routes
@@ -50,11 +52,13 @@ def create_app(settings: Settings, *, services: Services | None = None, workers:
     errors.install(app)
     idempotency.install(app)
     rate_limit.install(app, RateLimiter(settings))
+    app.add_middleware(MetricsMiddleware)  # outside the rate limiter: a 429 is timed too
     request_id.install_log_records()
     request_id.wrap_outermost(app)
     for module in (compress, convert, jobs, usage):
         app.include_router(module.router)
     app.include_router(webhook_routes.router)
     app.include_router(listing.router)
+    app.include_router(health.router)
     openapi.install(app)
     return app

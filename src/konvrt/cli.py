@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from konvrt import accounts, billing
+from konvrt import accounts, billing, observability
 from konvrt.config import Settings
 from konvrt.errors import KonvrtError
 from konvrt.services import Services
@@ -56,7 +56,9 @@ def serve(
             typer.echo(f'    curl -X POST {base}/api/v1/compress -H "Authorization: Bearer {key}" \\')
             typer.echo('      -F "file=@video.mp4" -F "codec=h264" -F "quality=23"\n')
     workers = 0 if no_workers else settings.workers
-    uvicorn.run(create_app(settings, services=services, workers=workers), host=host, port=port, log_level="info")
+    observability.configure_logging(settings.log_format)  # uvicorn's loggers too (log_config=None)
+    app = create_app(settings, services=services, workers=workers)
+    uvicorn.run(app, host=host, port=port, log_level="info", log_config=None)
 
 
 @app.command()
@@ -67,6 +69,11 @@ def worker() -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    observability.configure_logging(settings.log_format)
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port, registry=observability.REGISTRY)
     services.start_workers(max(1, settings.workers))
     typer.echo(f"konvrt worker: {max(1, settings.workers)} workers running", err=True)
     stop.wait()

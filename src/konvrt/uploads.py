@@ -12,6 +12,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from konvrt.errors import BadRequest, InvalidField, PayloadTooLarge
+from konvrt.observability import UPLOAD_BYTES
 from konvrt.storage import Storage
 
 # Room for the form fields and part headers around the file itself.
@@ -161,6 +162,7 @@ async def receive_upload(
     if reader.upload.size == 0:
         storage.delete(key)
         raise InvalidField("file", "The uploaded file is empty.")
+    UPLOAD_BYTES.labels(what.lower()).inc(reader.upload.size)
     return reader.upload
 
 

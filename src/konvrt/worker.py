@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
-from konvrt import cluster, jobs
+from konvrt import cluster, jobs, observability
 from konvrt.config import Settings
 from konvrt.db import Database, Job
 from konvrt.errors import KonvrtError
@@ -110,7 +110,8 @@ class WorkerPool:
             if job is None:
                 self._idle(1.0)
                 continue
-            self.run(job, worker_id)
+            with observability.job_context(job.id):
+                self.run(job, worker_id)
 
     def run(self, job: Job, worker_id: str) -> None:
         encode = _Encode(self, job, worker_id)
@@ -119,7 +120,8 @@ class WorkerPool:
         # A fresh folder per attempt: an FFmpeg orphaned by a killed worker cannot write into this one.
         workdir = Path(tempfile.mkdtemp(prefix=f"{job.id}.", dir=self.workspace))
         try:
-            note = self._encode(job, workdir, encode)
+            with observability.timed_encode():
+                note = self._encode(job, workdir, encode)
         except KonvrtError as exc:
             self._finish_failed(job, worker_id, encode, exc.message)
         except Exception:
