@@ -20,9 +20,8 @@ _RUNNING = "processing"
 
 def _running_of(account_id: Any, now: datetime) -> Any:
     other = aliased(Job)
-    return (
-        select(func.count())
-        .where(other.account_id == account_id, other.status == _RUNNING, other.lease_until >= now)
+    return select(func.count()).where(
+        other.account_id == account_id, other.status == _RUNNING, other.lease_until >= now
     )
 
 
