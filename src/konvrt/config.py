@@ -44,7 +44,9 @@ class Settings(BaseSettings):
     max_video_pixels: int = Field(7680 * 4320, description="Largest video frame accepted, in pixels (8K).")
     job_timeout_seconds: float = Field(6 * 3600, description="Hard wall-clock limit of one encode.")
     stall_timeout_seconds: float = Field(120, description="Kill an encode whose progress stops this long.")
-    lease_seconds: float = Field(60, description="How long a worker's claim on a job lasts without a heartbeat.")
+    # Heartbeats come every second, so 20 s rides out a database hiccup and still re-runs a dead worker's
+    # job well within 30 s of its death.
+    lease_seconds: float = Field(20, description="How long a worker's claim on a job lasts without a heartbeat.")
     max_attempts: int = Field(3, ge=1, description="Times a job is tried before it fails for good.")
     download_ttl_seconds: float = Field(24 * 3600, description="Seconds an output stays downloadable after completion.")
     sweep_interval_seconds: float = Field(60, description="How often expired outputs and leases are swept.")
