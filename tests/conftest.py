@@ -160,10 +160,19 @@ def clip(tmp_path: Path) -> Path:
     return make_clip(tmp_path / "clip.mp4")
 
 
+def job_status(client: httpx.Client, job_id: str) -> dict[str, Any]:
+    """GET /status as a polite client does it: a 429 is waited out for its Retry-After, then asked again."""
+    while (res := client.get(f"/api/v1/status/{job_id}")).status_code == 429:
+        time.sleep(float(res.headers["Retry-After"]))
+    assert res.status_code == 200, res.text
+    body: dict[str, Any] = res.json()
+    return body
+
+
 def wait_for_job(client: httpx.Client, job_id: str, timeout: float = 120) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        body: dict[str, Any] = client.get(f"/api/v1/status/{job_id}").json()
+        body = job_status(client, job_id)
         if body["status"] in ("completed", "failed"):
             return body
         time.sleep(0.2)

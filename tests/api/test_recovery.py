@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import free_port, make_clip, wait_for_job
+from tests.conftest import free_port, job_status, make_clip, wait_for_job
 
 
 @contextmanager
@@ -79,7 +79,7 @@ def test_job_killed_mid_encode_runs_again(tmp_path: Path) -> None:
                 "job_id"
             ]
             deadline = time.monotonic() + 60
-            while (status := c.get(f"/api/v1/status/{job_id}").json())["progress"] == 0:
+            while (status := job_status(c, job_id))["progress"] == 0:
                 assert status["status"] in ("pending", "processing") and time.monotonic() < deadline
                 time.sleep(0.1)
             assert status["status"] == "processing"
