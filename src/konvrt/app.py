@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from konvrt import __version__
+from konvrt import __version__, dashboard
 from konvrt.api import (
     compress,
     convert,
@@ -58,6 +58,7 @@ def create_app(settings: Settings, *, services: Services | None = None, workers:
     for module in (compress, convert, jobs, usage):
         app.include_router(module.router)
     app.include_router(webhook_routes.router)
+    dashboard.install(app, services)  # server-rendered pages under /dashboard, with their cookie and headers
     app.include_router(listing.router)
     app.include_router(health.router)
     openapi.install(app)

@@ -10,6 +10,7 @@ import typer
 
 from konvrt import accounts, billing, observability
 from konvrt.config import Settings
+from konvrt.dashboard import cli as dashboard_cli
 from konvrt.errors import KonvrtError
 from konvrt.services import Services
 from konvrt.webhooks.cli import app as webhooks_app
@@ -17,10 +18,11 @@ from konvrt.webhooks.cli import app as webhooks_app
 app = typer.Typer(help="Konvrt: a self-hostable media-processing API.", no_args_is_help=True)
 accounts_app = typer.Typer(help="Manage accounts and plans.", no_args_is_help=True)
 keys_app = typer.Typer(help="Create and revoke API keys.", no_args_is_help=True)
-credits_app = typer.Typer(help="Grant credit packs.", no_args_is_help=True)
+credits_app = typer.Typer(help="Grant credit packs; approve the dashboard's requests for them.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
 app.add_typer(credits_app, name="credits")
+dashboard_cli.register(accounts_app, credits_app)  # sign-in-link, invite; credits requests/approve/decline
 app.add_typer(webhooks_app, name="webhooks")
 
 
@@ -81,15 +83,24 @@ def worker() -> None:
 
 
 @accounts_app.command("create")
-def accounts_create(email: str, plan: Annotated[str, typer.Option(help="free, pro or team.")] = "free") -> None:
-    """Create an account on a plan (pro and team include credits)."""
+def accounts_create(
+    email: str,
+    plan: Annotated[str, typer.Option(help="free, pro or team.")] = "free",
+    password: Annotated[
+        bool, typer.Option("--password", help="Prompt for a dashboard password; without it, print a one-time link.")
+    ] = False,
+) -> None:
+    """Create an account on a plan (pro and team include credits) with its dashboard owner."""
+    secret = dashboard_cli.ask_password() if password else None
     services = _services()
     try:
         with services.db.write() as session:
             account = accounts.create_account(session, services.settings, email, plan)
             typer.echo(f"Created {account.email} on the {account.plan} plan with {account.balance} credits.")
+            sign_in = dashboard_cli.add_owner(session, services.settings, account, secret)
     except KonvrtError as exc:
         raise _fail(exc) from None
+    typer.echo(sign_in)
 
 
 @accounts_app.command("set-plan")
