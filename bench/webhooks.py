@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from konvrt import accounts, jobs
+from konvrt import accounts, jobs, schema
 from konvrt.config import Settings
 from konvrt.db import Database
 from konvrt.webhooks import events
@@ -72,7 +72,7 @@ class Bench:
         data_dir.mkdir(parents=True, exist_ok=True)
         events.install()
         self.db = Database(self.settings.resolved_database_url)
-        self.db.create_all()
+        schema.upgrade(self.db.engine)
         with self.db.write() as session:
             self.account_id = accounts.create_account(session, self.settings, "bench@example.com", "team").id
 

@@ -69,6 +69,11 @@ def test_roles_run_the_commands_that_exist() -> None:
     assert docs["konvrt-api"]["spec"]["template"]["spec"]["containers"][0]["command"][:2] == ["konvrt", "serve"]
     assert "--no-workers" in docs["konvrt-api"]["spec"]["template"]["spec"]["containers"][0]["command"]
     assert docs["konvrt-worker"]["spec"]["template"]["spec"]["containers"][0]["command"] == ["konvrt", "worker"]
+    groups = {g.name for g in app.registered_groups}
+    assert "db" in groups
+    for name in ("konvrt-api", "konvrt-worker"):  # the schema is upgraded before a pod's main container starts
+        deployment = docs[name]
+        assert deployment["spec"]["template"]["spec"]["initContainers"][0]["command"] == ["konvrt", "db", "upgrade"]
 
 
 def test_compose_file_is_consistent() -> None:
@@ -83,4 +88,7 @@ def test_compose_file_is_consistent() -> None:
         for volume in service.get("volumes", []):
             assert volume.split(":")[0] in volumes, (name, volume)
     assert services["worker"]["command"] == ["konvrt", "worker"]
+    assert services["migrate"]["command"] == ["konvrt", "db", "upgrade"]
+    for role in ("api", "worker"):
+        assert services[role]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
     assert (DEPLOY / "Dockerfile").read_text().startswith("#")

@@ -1,3 +1,3 @@
-from konvrt.cli import app
+from konvrt.cli import main
 
-app()
+main()

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from typing import Annotated
 
 import typer
+from sqlalchemy import make_url
 
-from konvrt import accounts, billing, observability
+from konvrt import accounts, billing, observability, schema
 from konvrt.config import Settings
 from konvrt.dashboard import cli as dashboard_cli
+from konvrt.db import Database
 from konvrt.errors import KonvrtError
 from konvrt.services import Services
 from konvrt.webhooks.cli import app as webhooks_app
@@ -24,6 +27,18 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(credits_app, name="credits")
 dashboard_cli.register(accounts_app, credits_app)  # sign-in-link, invite; credits requests/approve/decline
 app.add_typer(webhooks_app, name="webhooks")
+db_app = typer.Typer(help="The database schema (Alembic migrations).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def main() -> None:
+    """The `konvrt` command: a KonvrtError that escapes a command (a database not upgraded, say) is
+    one line on stderr and exit code 1, not a traceback."""
+    try:
+        app()
+    except KonvrtError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        sys.exit(1)
 
 
 def _services() -> Services:
@@ -154,3 +169,36 @@ def credits_grant(email: str, amount: int) -> None:
             typer.echo(f"Granted {amount} credits to {account.email}; balance {account.balance}.")
     except KonvrtError as exc:
         raise _fail(exc) from None
+
+
+def _schema_database() -> tuple[Settings, Database]:
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return settings, Database(settings.resolved_database_url)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the database schema to this version's head (safe to run on many machines at once)."""
+    settings, db = _schema_database()
+    try:
+        before = schema.upgrade(db.engine)
+        after = schema.current(db.engine)
+    finally:
+        db.dispose()
+    where = make_url(settings.resolved_database_url).render_as_string(hide_password=True)
+    if before == after:
+        typer.echo(f"The schema of {where} is at {after} already (head).")
+    else:
+        typer.echo(f"Upgraded the schema of {where} from {before or 'empty'} to {after}.")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database's schema revision and this version's head."""
+    _, db = _schema_database()
+    try:
+        found = schema.current(db.engine)
+    finally:
+        db.dispose()
+    typer.echo(f"current: {found or 'empty'}\nhead:    {schema.head()}")

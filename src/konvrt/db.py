@@ -143,9 +143,6 @@ class Database:
         self._readers = sessionmaker(self.engine, expire_on_commit=False)
         self._writers = sessionmaker(self.engine.execution_options(konvrt_write=True), expire_on_commit=False)
 
-    def create_all(self) -> None:
-        Base.metadata.create_all(self.engine)
-
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A unit of work that only reads."""

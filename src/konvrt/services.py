@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
-from konvrt import accounts
+from konvrt import accounts, schema
 from konvrt.config import Settings
 from konvrt.db import Account, Database
 from konvrt.storage import Storage, open_storage
@@ -29,8 +29,8 @@ class Services:
     def build(cls, settings: Settings) -> Services:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = Database(settings.resolved_database_url)
-        webhook_events.install()  # finishing a job queues its webhook event; registers the webhook tables
-        db.create_all()
+        webhook_events.install()  # finishing a job queues its webhook event
+        schema.prepare(db.engine)
         storage = open_storage(settings.storage_url, settings.data_dir, settings)
         return cls(settings=settings, db=db, storage=storage, wakeup=open_wakeup(settings.queue_url))
 

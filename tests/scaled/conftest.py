@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine
 
+from konvrt import schema
+from konvrt.db import Database
 from tests.conftest import free_port
 
 PG_SERVER = os.environ.get("KONVRT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
@@ -45,9 +47,18 @@ def pg_admin() -> Iterator[Callable[[], str]]:
 
 
 @pytest.fixture
-def pg_url(pg_admin: Callable[[], str]) -> str:
-    """A database of this test's own on the machine's PostgreSQL server."""
+def empty_pg_url(pg_admin: Callable[[], str]) -> str:
+    """A new, empty database of this test's own on the machine's PostgreSQL server."""
     return pg_admin()
+
+
+@pytest.fixture
+def pg_url(empty_pg_url: str) -> str:
+    """A database of this test's own, upgraded to head as `konvrt db upgrade` does before a deploy."""
+    db = Database(empty_pg_url)
+    schema.upgrade(db.engine)
+    db.dispose()
+    return empty_pg_url
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from konvrt import accounts, jobs
+from konvrt import accounts, jobs, schema
 from konvrt.config import Settings
 from konvrt.db import Account, Database, Job
 from tests.conftest import LiveServer, SettingsFactory, wait_for_job
@@ -74,7 +74,7 @@ def _pending_jobs(db: Database, settings: Settings, count: int, email: str = "c@
 def test_each_job_is_claimed_exactly_once_by_racing_workers(settings_factory: SettingsFactory, pg_url: str) -> None:
     settings = settings_factory(database_url=pg_url, team_concurrency=0)
     db = Database(pg_url)
-    db.create_all()
+    schema.upgrade(db.engine)
     ids = _pending_jobs(db, settings, 60)
     claims: list[tuple[str, str]] = []
     lock = threading.Barrier(12)

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from konvrt import accounts, cluster, jobs
+from konvrt import accounts, cluster, jobs, schema
 from konvrt.config import Settings
 from konvrt.db import Database, Job
 from konvrt.services import Services
@@ -57,7 +57,7 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
     else:
         url = request.getfixturevalue("pg_url")
     db = Database(url)
-    db.create_all()
+    schema.upgrade(db.engine)
     request.addfinalizer(db.dispose)
     return db
 
@@ -78,7 +78,7 @@ def test_a_backlog_does_not_starve_another_account(database: Database, settings_
 @pytest.mark.postgres
 def test_racing_workers_never_overshoot_the_cap(pg_url: str, settings_factory: SettingsFactory) -> None:
     db = Database(pg_url)
-    db.create_all()
+    schema.upgrade(db.engine)
     _queue(db, settings_factory(), "a@example.com", 30)
     barrier = threading.Barrier(10)
     won: list[str] = []

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from konvrt import accounts, jobs
+from konvrt import accounts, jobs, schema
 from konvrt.config import Settings
 from konvrt.db import Database
 from konvrt.webhooks import events
@@ -176,7 +176,7 @@ def world_factory(settings_factory: Callable[..., Settings]) -> Iterator[WorldFa
         settings = settings_factory(**values)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = Database(settings.resolved_database_url)
-        db.create_all()
+        schema.upgrade(db.engine)
         with db.write() as session:
             email = f"hooks{time.monotonic_ns()}@example.com"
             account = accounts.create_account(session, settings, email, "pro")

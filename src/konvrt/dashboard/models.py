@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, Text
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from konvrt.db import Base, UTCDateTime, utcnow
@@ -97,18 +96,3 @@ class DashboardSecret(Base):
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-TABLES = [
-    User.__table__,
-    BrowserSession.__table__,
-    SignInLink.__table__,
-    SignInAttempt.__table__,
-    CreditRequest.__table__,
-    DashboardSecret.__table__,
-]
-
-
-def create_tables(engine: Engine) -> None:
-    """Create the dashboard's tables if missing (they are also on `Base.metadata` for `create_all`)."""
-    Base.metadata.create_all(engine, tables=TABLES)  # type: ignore[arg-type]

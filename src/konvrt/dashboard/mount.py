@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
-from konvrt.dashboard import browser_sessions, models, web
+from konvrt.dashboard import browser_sessions, web
 from konvrt.dashboard.pages import account, auth, jobs, keys, usage
 from konvrt.dashboard.security import SecurityHeaders
 from konvrt.services import Services
@@ -15,7 +15,6 @@ COOKIE = "konvrt_session"
 
 
 def install(app: FastAPI, services: Services) -> None:
-    models.create_tables(services.db.engine)
     for module in (auth, keys, usage, jobs, account):
         app.include_router(module.router)
     app.mount("/dashboard/static", StaticFiles(directory=web.HERE / "static"), name="dashboard-static")

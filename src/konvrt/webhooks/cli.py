@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from konvrt import accounts
+from konvrt import accounts, schema
 from konvrt.config import Settings
 from konvrt.db import Database
 from konvrt.errors import KonvrtError
@@ -17,11 +17,9 @@ app = typer.Typer(help="Webhook signing secrets.", no_args_is_help=True)
 
 
 def _database(settings: Settings) -> Database:
-    import konvrt.webhooks.models  # noqa: F401  (the tables must be known before create_all)
-
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.resolved_database_url)
-    db.create_all()
+    schema.prepare(db.engine)
     return db
 
 
