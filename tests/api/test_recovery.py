@@ -19,7 +19,12 @@ from tests.conftest import free_port, job_status, make_clip, wait_for_job
 
 @contextmanager
 def serve(data_dir: Path, port: int, **env: str) -> Iterator[subprocess.Popen[str]]:
-    environ = {**os.environ, "KONVRT_DATA_DIR": str(data_dir), **{f"KONVRT_{k.upper()}": v for k, v in env.items()}}
+    environ = {
+        **os.environ,
+        "KONVRT_DATA_DIR": str(data_dir),
+        "KONVRT_RATELIMIT_PRO": "100000",  # these tests poll hard and are not about rate limits
+        **{f"KONVRT_{k.upper()}": v for k, v in env.items()},
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "konvrt", "serve", "--port", str(port)],
         env=environ,

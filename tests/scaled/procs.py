@@ -13,7 +13,8 @@ import httpx
 
 def env_for(data_dir: Path, **settings: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KONVRT_") or k == "KONVRT_TESTDATA"}
-    env.update({"KONVRT_DATA_DIR": str(data_dir), "KONVRT_DEMO_ACCOUNT": "false"})
+    # Not about rate limits: the tests poll hard, and under load one encode outlasts 60 polls.
+    env.update({"KONVRT_DATA_DIR": str(data_dir), "KONVRT_DEMO_ACCOUNT": "false", "KONVRT_RATELIMIT_PRO": "100000"})
     env.update({f"KONVRT_{k.upper()}": v for k, v in settings.items()})
     return env
 
