@@ -121,3 +121,21 @@ def test_credit_pack_requests_wait_for_the_administrator(
     assert "approved" in client.get("/dashboard/credits").text
     with live_server.client(client.create_key()) as api:
         assert api.get("/api/v1/usage").json()["credits"] == {"balance": 2500, "total_purchased": 2500}
+
+
+def test_webhook_secret_rotates_from_the_jobs_page(
+    live_server: LiveServer, dashboard_factory: Callable[[], Dashboard]
+) -> None:
+    client = dashboard_factory()
+    client.sign_up("hooks@example.com")
+    upgrade(live_server, "hooks@example.com")
+    shown = re.compile(r'id="webhook-secret"|value="(whsec_[^"]+)"')
+    before = [m for m in shown.findall(client.get("/dashboard/jobs").text) if m]
+    cli = konvrt(live_server, "webhooks", "secret", "hooks@example.com")
+    assert before and cli.stdout.strip() == before[0], "the page and the CLI show the same secret"
+    rotated = client.post("/dashboard/webhook-secret/rotate", form_page="/dashboard/jobs")
+    assert rotated.status_code == 303 and rotated.headers["location"] == "/dashboard/jobs#webhooks"
+    page = client.get("/dashboard/jobs").text
+    after = [m for m in shown.findall(page) if m]
+    assert after and after[0] != before[0] and "keeps signing alongside it for 24 h" in page
+    assert konvrt(live_server, "webhooks", "secret", "hooks@example.com").stdout.strip() == after[0]

@@ -51,7 +51,9 @@ def sign_up(session: Session, settings: Settings, email: str, password: str) -> 
     if _email_taken(session, email):
         raise InvalidField("email", "An account with this email address already exists. Sign in instead.")
     account = accounts.create_account(session, settings, email, "free")
-    user = User(account_id=account.id, email=email, password_hash=password_hash, role=Role.OWNER)
+    user = User(
+        account_id=account.id, email=email, password_hash=password_hash, role=Role.OWNER, last_sign_in_at=utcnow()
+    )
     session.add(user)
     session.flush()
     return user
