@@ -65,31 +65,32 @@ def summary(session: Session, account_id: int) -> tuple[int, list[DayUse]]:
     return used_since(entries, month_start(now)), daily_use(entries, now.date())
 
 
-def bar_chart(days: list[DayUse], width: int = 600, height: int = 160) -> Markup:
-    """An accessible SVG bar chart: one bar per day, a title per bar, the peak and the dates labelled."""
+def bar_chart(days: list[DayUse], width: int = 600, height: int = 120) -> Markup:
+    """An accessible bar chart: one SVG bar per day with a title each. The SVG stretches to the card's
+    width, so its labels (the peak, the first and last dates) are HTML beside it and keep their size
+    on a phone and a laptop alike."""
     peak = max((d.credits for d in days), default=0)
-    top, bottom = 14, 20
-    plot = height - top - bottom
     slot = width / max(1, len(days))
     total = sum(d.credits for d in days)
     label = f"Credits used per day, last {len(days)} days: {total} in all, at most {peak} in a day."
     parts = [
-        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(label)}" '
-        'xmlns="http://www.w3.org/2000/svg">',
-        f'<line class="axis" x1="0" y1="{top + plot}" x2="{width}" y2="{top + plot}"/>',
+        f'<div class="chart-scale">peak {peak}</div>',
+        f'<svg class="chart" viewBox="0 0 {width} {height}" preserveAspectRatio="none" role="img" '
+        f'aria-label="{escape(label)}" xmlns="http://www.w3.org/2000/svg">',
+        f'<line class="axis" x1="0" y1="{height}" x2="{width}" y2="{height}" vector-effect="non-scaling-stroke"/>',
     ]
     for i, d in enumerate(days):
-        bar = round(plot * d.credits / peak, 1) if peak else 0
+        bar = round(height * d.credits / peak, 1) if peak else 0
         shown = max(bar, 1.5) if d.credits else 0
-        x, y = round(i * slot + slot * 0.15, 1), round(top + plot - shown, 1)
+        x, y = round(i * slot + slot * 0.15, 1), round(height - shown, 1)
         tip = f"{d.day.isoformat()}: {d.credits} credit{'s' if d.credits != 1 else ''}"
         parts.append(
             f'<rect class="bar" x="{x}" y="{y}" width="{round(slot * 0.7, 1)}" height="{shown}">'
             f"<title>{tip}</title></rect>"
         )
-    parts.append(f'<text class="label" x="0" y="10">peak {peak}</text>')
-    if days:
-        parts.append(f'<text class="label" x="0" y="{height - 4}">{days[0].day:%b %d}</text>')
-        parts.append(f'<text class="label" x="{width}" y="{height - 4}" text-anchor="end">{days[-1].day:%b %d}</text>')
     parts.append("</svg>")
+    if days:
+        parts.append(
+            f'<div class="chart-dates"><span>{days[0].day:%b %d}</span><span>{days[-1].day:%b %d}</span></div>'
+        )
     return Markup("".join(parts))
