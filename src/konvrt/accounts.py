@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -19,6 +20,30 @@ API_PLANS = ("pro", "team")
 KEY_PREFIX = "kvrt_"
 _KEY_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 _KEY_RANDOM_LENGTH = 40
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The account an API request acts for, as read in the one query that checked its key."""
+
+    id: int
+    plan: str
+    balance: int
+    total_purchased: int
+    key_id: int
+    key_last_used_at: datetime | None
+
+
+# Every API request runs this: key and account in one Core query, no ORM objects to build.
+_CALLER = select(
+    Account.id,
+    Account.plan,
+    Account.balance,
+    Account.total_purchased,
+    ApiKey.id.label("key_id"),
+    ApiKey.last_used_at,
+    ApiKey.revoked_at,
+).join(Account, Account.id == ApiKey.account_id)
 
 
 @dataclass(frozen=True)
@@ -107,7 +132,7 @@ def revoke_key(session: Session, key_or_prefix: str) -> int:
     return len(live)
 
 
-def authenticate(session: Session, authorization: str | None) -> tuple[Account, ApiKey]:
+def authenticate(session: Session, authorization: str | None) -> Caller:
     """The account behind an `Authorization: Bearer kvrt_…` header, or Unauthorized/Forbidden."""
     if not authorization:
         raise Unauthorized("Missing API key: send 'Authorization: Bearer kvrt_…'.", code="missing_api_key")
@@ -116,11 +141,9 @@ def authenticate(session: Session, authorization: str | None) -> tuple[Account, 
     if scheme.lower() != "bearer" or not key.startswith(KEY_PREFIX):
         raise Unauthorized("Malformed Authorization header: expected 'Bearer kvrt_…'.", code="invalid_api_key")
     # Looking the key up by its hash means no comparison ever runs over the secret itself.
-    row = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(key)))
+    row = session.execute(_CALLER.where(ApiKey.key_hash == hash_key(key))).one_or_none()
     if row is None or row.revoked_at is not None:
         raise Unauthorized("Invalid or revoked API key.", code="invalid_api_key")
-    account = session.get(Account, row.account_id)
-    assert account is not None
-    if account.plan not in API_PLANS:
+    if row.plan not in API_PLANS:
         raise Forbidden("API access requires a Pro or Team plan.", code="plan_required")
-    return account, row
+    return Caller(row.id, row.plan, row.balance, row.total_purchased, row.key_id, row.last_used_at)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ParamSpec, TypeVar
 
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from konvrt import accounts, schema
 from konvrt.config import Settings
@@ -14,6 +17,9 @@ from konvrt.wakeup import LocalWakeup, Wakeup, open_wakeup
 from konvrt.webhooks import events as webhook_events
 from konvrt.webhooks.delivery import WebhookSenders
 from konvrt.worker import WorkerPool
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @dataclass
@@ -33,6 +39,20 @@ class Services:
         schema.prepare(db.engine)
         storage = open_storage(settings.storage_url, settings.data_dir, settings)
         return cls(settings=settings, db=db, storage=storage, wakeup=open_wakeup(settings.queue_url))
+
+    @property
+    def reads_are_local(self) -> bool:
+        """True when a read touches nothing but this machine: the SQLite file and in-memory counters."""
+        return self.db.engine.dialect.name == "sqlite" and self.settings.ratelimit_url in ("", "memory://")
+
+    async def read(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a request's point lookups (a key, a job). A SQLite read in WAL mode never waits for a writer
+        and answers in tens of microseconds, less than a hop to the thread pool costs, so it runs inline;
+        anything that crosses the network (PostgreSQL, Redis) goes to the thread pool and never stalls the
+        loop. Scans and writes always go to the thread pool."""
+        if self.reads_are_local:
+            return fn(*args, **kwargs)
+        return await run_in_threadpool(fn, *args, **kwargs)
 
     def start_workers(self, size: int, *, sweeper: bool = True) -> WorkerPool:
         self.pool = WorkerPool(self.settings, self.db, self.storage, size)

@@ -18,8 +18,7 @@ def _account_id(live: LiveServer, key: str) -> int:
     from konvrt import accounts
 
     with live.services.db.read() as session:
-        account, _ = accounts.authenticate(session, f"Bearer {key}")
-        return account.id
+        return accounts.authenticate(session, f"Bearer {key}").id
 
 
 def _submit(live: LiveServer, key: str, clip: Path, **fields: str) -> str:

@@ -71,16 +71,16 @@ def _load(services: Services, job_id: str, account_id: int) -> Job:
 
 @router.get("/api/v1/status/{job_id}")
 async def status(job_id: str, account: AccountDep, services: ServicesDep) -> dict[str, Any]:
-    job = await run_in_threadpool(_load, services, job_id, account.id)
+    job = await services.read(_load, services, job_id, account.id)
     body = status_body(job)
     if job.webhook_url:
-        body["webhook"] = await run_in_threadpool(read_webhook_status, services.db, job)
+        body["webhook"] = await services.read(read_webhook_status, services.db, job)
     return body
 
 
 @router.get("/api/v1/download/{job_id}", response_model=None)
 async def download(job_id: str, request: Request, account: AccountDep, services: ServicesDep) -> Response:
-    job = await run_in_threadpool(_load, services, job_id, account.id)
+    job = await services.read(_load, services, job_id, account.id)
     if job.status != jobs.JobStatus.COMPLETED or job.output_key is None:
         raise Conflict(f"The job is {job.status}; download it once it is completed.", code="job_not_ready")
     if job.expired or (job.expires_at is not None and job.expires_at <= utcnow()):

@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from konvrt.db import Account
+from konvrt.accounts import Caller
 from konvrt.errors import TooManyRequests
 from konvrt.ratelimit import RateLimiter, Verdict
 
@@ -50,7 +50,7 @@ def auth_failed(request: Request) -> None:
     _remember(request, limiter_of(request.app).hit_address(_address(request)))
 
 
-def count_account(request: Request, account: Account) -> None:
+def count_account(request: Request, account: Caller) -> None:
     verdict = _remember(request, limiter_of(request.app).hit_account(account.id, account.plan))
     if not verdict.allowed:
         raise _refuse(verdict, "for this account")
