@@ -8,8 +8,9 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from python_multipart.exceptions import MultipartParseError
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect
 
 from konvrt.errors import BadRequest, InvalidField, PayloadTooLarge
 from konvrt.observability import UPLOAD_BYTES
@@ -18,6 +19,7 @@ from konvrt.storage import Storage
 # Room for the form fields and part headers around the file itself.
 _ENVELOPE_BYTES = 64 * 1024
 _MAX_FIELD_BYTES = 4096
+_MAX_BOUNDARY = 70  # RFC 2046 section 5.1.1
 
 
 @dataclass
@@ -45,6 +47,11 @@ def boundary_of(content_type: str | None) -> bytes:
     boundary = options.get(b"boundary")
     if not boundary:
         raise BadRequest("The multipart/form-data body has no boundary.", code="missing_boundary")
+    if len(boundary) > _MAX_BOUNDARY:
+        raise BadRequest(
+            f"The multipart boundary is {len(boundary)} characters long; RFC 2046 allows at most {_MAX_BOUNDARY}.",
+            code="malformed_multipart",
+        )
     return boundary
 
 
@@ -177,10 +184,14 @@ async def _feed(parser: MultipartParser, chunks: AsyncIterator[bytes], idle_time
                 raise BadRequest(
                     f"The upload stalled: no data arrived for {idle_timeout:g} seconds.", code="upload_timeout"
                 ) from None
+            except ClientDisconnect:  # nobody will read the answer; it only has to be an ordinary 4xx
+                raise BadRequest(
+                    "The client closed the connection before the upload finished.", code="client_disconnected"
+                ) from None
             if chunk:
                 parser.write(chunk)
         parser.finalize()
-    except MultipartParseError as exc:
+    except FormParserError as exc:
         raise BadRequest(f"The multipart body is malformed: {exc}", code="malformed_multipart") from None
 
 

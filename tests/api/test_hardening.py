@@ -19,6 +19,7 @@ from sqlalchemy import select
 from konvrt.app import create_app
 from konvrt.db import ApiKey
 from konvrt.filenames import clean_filename, content_disposition
+from konvrt.observability import REGISTRY
 from tests.conftest import LiveServer, SettingsFactory, free_port, wait_for_job
 
 BOUNDARY = "hardeningboundary"
@@ -180,6 +181,12 @@ def test_malformed_uploads_get_clear_4xx(live_server_factory: Callable[..., Live
                 400,
                 None,
             ),
+            (
+                "boundary past RFC 2046's 70 characters",
+                _post_raw(client, _multipart([file_part]), "multipart/form-data; boundary=" + "B" * 257),
+                400,
+                None,
+            ),
             ("truncated", _post_raw(client, _multipart([file_part])[:-30]), 400, None),
             ("garbage", _post_raw(client, b"\0\1\2" * 1000), 400, None),
             ("declared too large", _post_raw(client, b"x" * (4 * len(video) + 65536)), 413, None),
@@ -227,6 +234,39 @@ def test_a_stalled_upload_is_dropped_with_a_400(live_server_factory: Callable[..
     assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
     assert b'"upload_timeout"' in answer
     assert time.monotonic() - started < 5
+    assert not list(server.services.settings.data_dir.rglob("input*"))
+
+
+def test_a_client_that_hangs_up_mid_upload_is_no_server_error(
+    live_server_factory: Callable[..., LiveServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    server = live_server_factory(workers=0)
+    key = server.account()
+    host, port = server.url.removeprefix("http://").split(":")
+    head = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="a.mp4"\r\n\r\n'.encode()
+    request = (
+        (
+            f"POST /api/v1/compress HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
+            f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: 1000000\r\n\r\n"
+        ).encode()
+        + head
+        + b"\0" * 1000
+    )
+
+    def answered(status: str) -> float:
+        labels = {"method": "POST", "route": "/api/v1/compress", "status": status}
+        return REGISTRY.get_sample_value("konvrt_http_request_duration_seconds_count", labels) or 0.0
+
+    before = answered("400"), answered("500")
+    with caplog.at_level(logging.WARNING):
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(request)
+            time.sleep(0.3)
+        deadline = time.monotonic() + 5
+        while answered("400") == before[0] and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert (answered("400"), answered("500")) == (before[0] + 1, before[1])
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert not list(server.services.settings.data_dir.rglob("input*"))
 
 
