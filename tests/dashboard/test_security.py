@@ -52,6 +52,21 @@ def test_no_page_shows_another_accounts_data(
     assert alice.get(f"/dashboard/jobs/{job_id}/download").content[4:8] == b"ftyp"
 
 
+def test_ids_no_row_can_have_are_a_404_page(dashboard_factory: Callable[[], Dashboard]) -> None:
+    """Past a 64-bit integer the database cannot even compare the id: a page, never a 500."""
+    client = dashboard_factory()
+    client.sign_up("ids@example.com")
+    huge = "9" * 23
+    for page in (
+        client.get(f"/dashboard/keys/{huge}/revoke"),
+        client.post(f"/dashboard/keys/{huge}/revoke", form_page="/dashboard/keys"),
+        client.post(f"/dashboard/account/members/{huge}/remove", form_page="/dashboard/account"),
+        client.get("/dashboard/keys/0/revoke"),
+    ):
+        assert page.status_code == 404, page.text
+        assert page.headers["content-type"].startswith("text/html") and "Not found" in page.text
+
+
 def test_every_page_forbids_framing_and_scripts_from_elsewhere(dashboard_factory: Callable[[], Dashboard]) -> None:
     client = dashboard_factory()
     signin = client.get("/dashboard/signin")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
@@ -20,6 +21,7 @@ def install(app: FastAPI, services: Services) -> None:
     app.mount("/dashboard/static", StaticFiles(directory=web.HERE / "static"), name="dashboard-static")
     app.add_exception_handler(web.SignInRequired, web.sign_in_required)
     app.add_exception_handler(web.CsrfRejected, web.csrf_rejected)
+    app.add_exception_handler(RequestValidationError, web.validation_error)  # pages get pages, the API JSON
     app.add_middleware(
         SessionMiddleware,
         secret_key=browser_sessions.cookie_key(services.db),

@@ -9,9 +9,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Form, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from konvrt.api import errors as api_errors
 from konvrt.api.deps import ServicesDep
 from konvrt.dashboard import browser_sessions
 from konvrt.dashboard.browser_sessions import Viewer
@@ -109,6 +112,9 @@ def current_viewer(request: Request, services: ServicesDep) -> Viewer:
 
 ViewerDep = Annotated[Viewer, Depends(current_viewer)]
 
+# A row id in a page's path: anything past a 64-bit integer is no row at all (the database cannot compare it).
+RowId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
+
 
 def sign_in(request: Request, token: str) -> None:
     """Put a new session in the cookie; the old cookie's contents (and CSRF token) are dropped."""
@@ -136,3 +142,19 @@ async def sign_in_required(request: Request, exc: Exception) -> Response:
 async def csrf_rejected(request: Request, exc: Exception) -> Response:
     message = "This form expired or came from another site. Go back, reload the page and try again."
     return render(request, "error.html", {"title": "Form expired", "message": message}, status_code=403)
+
+
+async def validation_error(request: Request, exc: Exception) -> Response:
+    """A page gets a page back: a path naming no row is 404, a form field out of bounds 400. The API's
+    requests keep their JSON body."""
+    if not request.url.path.startswith("/dashboard"):
+        return await api_errors.validation_error(request, exc)
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {}
+    location = first.get("loc", ())
+    if location and location[0] == "path":
+        context = {"title": "Not found", "message": "There is nothing at this address in your account."}
+        return render(request, "error.html", context, status_code=404)
+    field = " ".join(str(part) for part in location[1:]) or "the form"
+    message = f"The form could not be used: {field}: {first.get('msg', 'invalid')}. Go back and try again."
+    return render(request, "error.html", {"title": "Check the form", "message": message}, status_code=400)

@@ -11,7 +11,7 @@ from konvrt.api.deps import ServicesDep
 from konvrt.dashboard import people
 from konvrt.dashboard.browser_sessions import Viewer
 from konvrt.dashboard.models import Role
-from konvrt.dashboard.web import CsrfChecked, ViewerDep, flash, redirect, render
+from konvrt.dashboard.web import CsrfChecked, RowId, ViewerDep, flash, redirect, render
 from konvrt.errors import KonvrtError
 from konvrt.services import Services
 
@@ -76,7 +76,7 @@ def invite(
 
 
 @router.post("/dashboard/account/members/{user_id}/remove", dependencies=[CsrfChecked])
-def remove(request: Request, user_id: int, viewer: ViewerDep, services: ServicesDep) -> Response:
+def remove(request: Request, user_id: RowId, viewer: ViewerDep, services: ServicesDep) -> Response:
     try:
         if viewer.role != Role.OWNER:
             raise KonvrtError("Only the account's owner can remove members.")

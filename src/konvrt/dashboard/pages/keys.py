@@ -11,7 +11,7 @@ from sqlalchemy import select
 from konvrt import accounts
 from konvrt.api.deps import ServicesDep
 from konvrt.dashboard.browser_sessions import Viewer
-from konvrt.dashboard.web import CsrfChecked, ViewerDep, flash, redirect, render
+from konvrt.dashboard.web import CsrfChecked, RowId, ViewerDep, flash, redirect, render
 from konvrt.db import ApiKey, utcnow
 from konvrt.services import Services
 
@@ -61,7 +61,7 @@ def create_key(
 
 
 @router.get("/dashboard/keys/{key_id}/revoke")
-def confirm_revoke(request: Request, key_id: int, viewer: ViewerDep, services: ServicesDep) -> Response:
+def confirm_revoke(request: Request, key_id: RowId, viewer: ViewerDep, services: ServicesDep) -> Response:
     key = _own_key(services, viewer.account.id, key_id)
     if key is None or key.revoked_at is not None:
         return _no_key(request, viewer)
@@ -69,7 +69,7 @@ def confirm_revoke(request: Request, key_id: int, viewer: ViewerDep, services: S
 
 
 @router.post("/dashboard/keys/{key_id}/revoke", dependencies=[CsrfChecked])
-def revoke(request: Request, key_id: int, viewer: ViewerDep, services: ServicesDep) -> Response:
+def revoke(request: Request, key_id: RowId, viewer: ViewerDep, services: ServicesDep) -> Response:
     with services.db.write() as session:
         key = session.get(ApiKey, key_id)
         if key is None or key.account_id != viewer.account.id or key.revoked_at is not None:
