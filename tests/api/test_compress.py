@@ -58,6 +58,15 @@ def test_seed_flow_compresses_a_real_phone_video(live_server: LiveServer) -> Non
 
         ranged = client.get(out["download_url"], headers={"Range": "bytes=0-99"})
         assert ranged.status_code == 206 and ranged.content == dl.content[:100]
+        for unserved in ("items=0-5", "bytes=0-1,5-9", "bytes=", "bogus"):  # RFC 9110: answer the whole file
+            whole = client.get(out["download_url"], headers={"Range": unserved})
+            assert whole.status_code == 200 and whole.content == dl.content, unserved
+        for outside in (f"bytes={len(dl.content)}-", "bytes=10-5"):
+            refused = client.get(out["download_url"], headers={"Range": outside})
+            assert refused.status_code == 416 and refused.json()["code"] == "range_not_satisfiable", outside
+        head = client.head(out["download_url"])
+        assert head.status_code == 200 and head.content == b""
+        assert int(head.headers["content-length"]) == len(dl.content)
 
         usage = client.get("/api/v1/usage").json()
         assert usage == {"plan": "pro", "credits": {"balance": 499, "total_purchased": 500}}
@@ -280,6 +289,9 @@ def test_failed_job_is_refunded_with_a_sentence(live_server_factory: Callable[..
         assert done["status"] == "failed"
         assert done["error"] and "Traceback" not in done["error"] and "/" not in done["error"]
         assert client.get("/api/v1/usage").json()["credits"]["balance"] == 500
+        nothing = client.get(f"/api/v1/download/{job_id}")  # a failed job will never be "completed"
+        assert nothing.status_code == 409 and nothing.json()["code"] == "job_failed"
+        assert done["error"] in nothing.json()["error"]
 
 
 def test_unknown_route_and_method_are_json(live_server: LiveServer) -> None:

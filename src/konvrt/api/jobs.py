@@ -9,10 +9,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Receive, Scope, Send
 
 from konvrt import jobs
 from konvrt.api.deps import AccountDep, ServicesDep
-from konvrt.api.remote_download import object_response
+from konvrt.api.remote_download import object_response, parse_range
 from konvrt.db import Job, utcnow
 from konvrt.errors import Conflict, Gone
 from konvrt.filenames import clean_filename, content_disposition
@@ -79,9 +80,12 @@ async def status(job_id: str, account: AccountDep, services: ServicesDep) -> dic
 
 
 @router.get("/api/v1/download/{job_id}", response_model=None)
+@router.head("/api/v1/download/{job_id}", response_model=None, include_in_schema=False)  # size and ranges, no body
 async def download(job_id: str, request: Request, account: AccountDep, services: ServicesDep) -> Response:
     job = await services.read(_load, services, job_id, account.id)
     if job.status != jobs.JobStatus.COMPLETED or job.output_key is None:
+        if job.status == jobs.JobStatus.FAILED:
+            raise Conflict(f"The job failed, so it has nothing to download: {job.error}", code="job_failed")
         raise Conflict(f"The job is {job.status}; download it once it is completed.", code="job_not_ready")
     if job.expired or (job.expires_at is not None and job.expires_at <= utcnow()):
         raise Gone(f"The download link expired at {iso(job.expires_at)}.", code="download_expired")
@@ -98,4 +102,16 @@ async def download(job_id: str, request: Request, account: AccountDep, services:
     if path is None or not path.exists():
         raise Gone("The output is no longer stored.", code="download_expired")
     disposition = content_disposition(output_filename(job.input_filename))
-    return FileResponse(path, media_type="video/mp4", headers={"Content-Disposition": disposition})
+    # Our reading of Range, not Starlette's: an unsatisfiable one is SPEC's JSON 416, and one we do not
+    # serve (malformed, another unit, several ranges) gets the whole file, as RFC 9110 allows.
+    whole = parse_range(request.headers.get("range"), path.stat().st_size) is None
+    response = WholeFileResponse if whole else FileResponse
+    return response(path, media_type="video/mp4", headers={"Content-Disposition": disposition})
+
+
+class WholeFileResponse(FileResponse):
+    """A file answered whole, whatever Range header came with the request."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(name, value) for name, value in scope["headers"] if name != b"range"]
+        await super().__call__({**scope, "headers": headers}, receive, send)
