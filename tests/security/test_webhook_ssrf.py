@@ -146,6 +146,9 @@ def test_unresolvable_host_is_refused() -> None:
         ("http://[zz]/hook", "valid URL"),
         ("http://:80/", "no host"),
         ("https://example.com/" + "a" * 2048, "at most 2048"),
+        ("http://example.com:99999/hook", "port 99999"),
+        ("http://example.com:0/hook", "port 0"),
+        ("http://example.com:-1/hook", "port -1"),
     ],
 )
 def test_submit_refuses_bad_urls(url: str, message: str) -> None:

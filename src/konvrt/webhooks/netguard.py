@@ -154,6 +154,8 @@ def _parse(url: str) -> httpx.URL:
         raise InvalidField(FIELD, "webhook_url must be an http or https URL")
     if not parsed.host:
         raise InvalidField(FIELD, "webhook_url has no host")
+    if parsed.port is not None and not 1 <= parsed.port <= 65535:  # httpx parses 0, -1 and 99999 alike
+        raise InvalidField(FIELD, f"webhook_url has port {parsed.port}; a port is 1 to 65535")
     return parsed
 
 
