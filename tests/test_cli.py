@@ -34,6 +34,10 @@ def test_admin_commands_in_their_documented_forms(tmp_path: Path) -> None:
     assert "balance 500" in konvrt(data, "accounts", "set-plan", "a@example.com", "pro").stdout, "granted once"
     assert "balance 2000" in konvrt(data, "accounts", "set-plan", "a@example.com", "team").stdout
     assert "balance 2250" in konvrt(data, "credits", "grant", "a@example.com", "250").stdout
+    # Longer than the stored prefix yet not the whole key: it cannot be checked, so nothing is revoked.
+    for unverifiable in (key.strip()[:12] + "WRONG", key.strip() + "x"):
+        refused = konvrt(data, "keys", "revoke", unverifiable, check=False)
+        assert refused.returncode == 1 and "whole key or its prefix" in refused.stderr, unverifiable
     assert "Revoked 1 key" in konvrt(data, "keys", "revoke", key.strip()[:12]).stdout
     again = konvrt(data, "keys", "revoke", key.strip(), check=False)
     assert again.returncode == 1 and "no live key" in again.stderr

@@ -20,6 +20,7 @@ API_PLANS = ("pro", "team")
 KEY_PREFIX = "kvrt_"
 _KEY_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 _KEY_RANDOM_LENGTH = 40
+_PREFIX_LENGTH = 12  # what is kept in clear to name a key: kvrt_ and 7 characters
 
 
 @dataclass(frozen=True)
@@ -111,19 +112,24 @@ def _grant_plan_credits(session: Session, settings: Settings, account: Account) 
 
 def create_key(session: Session, account: Account, name: str = "") -> NewKey:
     key = KEY_PREFIX + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(_KEY_RANDOM_LENGTH))
-    new = NewKey(key=key, prefix=key[:12], last4=key[-4:])
+    new = NewKey(key=key, prefix=key[:_PREFIX_LENGTH], last4=key[-4:])
     session.add(ApiKey(account_id=account.id, key_hash=hash_key(key), prefix=new.prefix, last4=new.last4, name=name))
     return new
 
 
 def revoke_key(session: Session, key_or_prefix: str) -> int:
     """Revoke the key given in full, or the one live key its prefix names; returns how many were revoked."""
-    if key_or_prefix.startswith(KEY_PREFIX) and len(key_or_prefix) == len(KEY_PREFIX) + _KEY_RANDOM_LENGTH:
+    given = len(key_or_prefix)
+    if key_or_prefix.startswith(KEY_PREFIX) and given == len(KEY_PREFIX) + _KEY_RANDOM_LENGTH:
         keys = session.scalars(select(ApiKey).where(ApiKey.key_hash == hash_key(key_or_prefix))).all()
-    elif key_or_prefix.startswith(KEY_PREFIX) and len(key_or_prefix) >= len(KEY_PREFIX) + 4:
-        keys = session.scalars(select(ApiKey).where(ApiKey.prefix.startswith(key_or_prefix[:12]))).all()
+    elif key_or_prefix.startswith(KEY_PREFIX) and len(KEY_PREFIX) + 4 <= given <= _PREFIX_LENGTH:
+        # Only the first 12 characters are stored in clear: anything longer than that and shorter than
+        # the whole key cannot be checked, and cutting it short could revoke a key it does not name.
+        keys = session.scalars(select(ApiKey).where(ApiKey.prefix.startswith(key_or_prefix))).all()
     else:
-        raise BadRequest("Give the whole key or its prefix (kvrt_ and at least 4 more characters).")
+        raise BadRequest(
+            f"Give the whole key or its prefix: kvrt_ and 4 to {_PREFIX_LENGTH - len(KEY_PREFIX)} more characters."
+        )
     live = [k for k in keys if k.revoked_at is None]
     if len(live) > 1:
         raise BadRequest(f"{key_or_prefix} matches {len(live)} keys; give a longer prefix or the whole key.")
