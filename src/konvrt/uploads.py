@@ -41,7 +41,9 @@ def boundary_of(content_type: str | None) -> bytes:
     if kind != b"multipart/form-data":
         got = kind.decode("latin-1") or "no Content-Type"
         raise BadRequest(
-            f"Send the request as multipart/form-data with the file in a 'file' field (got {got}).{NODE_HINT}",
+            f"Send the request as multipart/form-data with the file in a 'file' field (got {got})."
+            # text/plain is what Node's fetch makes of a form-data package object; other clients need no hint.
+            + (NODE_HINT if kind == b"text/plain" else ""),
             code="not_multipart",
         )
     boundary = options.get(b"boundary")

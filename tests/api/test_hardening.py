@@ -206,6 +206,9 @@ def test_malformed_uploads_get_clear_4xx(live_server_factory: Callable[..., Live
             assert body.get("field") == field, (name, body)
     assert balance == 100
     assert not list(server.services.settings.data_dir.rglob("input*"))
+    by_name = {name: response.json()["error"] for name, response, _, _ in cases}
+    assert "openAsBlob" in by_name["text"], "text/plain is what Node's fetch sends: it gets the fix"
+    assert "openAsBlob" not in by_name["json"] + by_name["no content type"], "other clients need no Node hint"
 
 
 def test_a_stalled_upload_is_dropped_with_a_400(live_server_factory: Callable[..., LiveServer]) -> None:
