@@ -81,7 +81,8 @@ def get_for_account(session: Session, job_id: str, account_id: int) -> Job:
     job = session.get(Job, job_id)
     if job is None or job.account_id != account_id:
         # The same answer for "no such job" and "someone else's job": ids never leak across accounts.
-        raise NotFound(f"No job {job_id}.", code="job_not_found")
+        shown = job_id if len(job_id) <= 40 else job_id[:40] + "…"  # a client's id is echoed, not any length
+        raise NotFound(f"No job {shown}.", code="job_not_found")
     return job
 
 

@@ -294,6 +294,8 @@ def test_another_accounts_job_looks_like_no_job(live_server_factory: Callable[..
             assert theirs.json()["error"].replace(job_id, unknown) == missing.json()["error"]
             assert theirs.json()["code"] == missing.json()["code"]
         assert owner.get(f"/api/v1/status/{job_id}").status_code == 200
+        long_id = stranger.get("/api/v1/status/j_" + "x" * 10_000)
+        assert long_id.status_code == 404 and len(long_id.json()["error"]) < 80, "an id is echoed, not any length"
 
 
 def test_keys_are_stored_only_as_hashes_and_401_names_the_scheme(live_server: LiveServer) -> None:

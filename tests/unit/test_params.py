@@ -85,9 +85,25 @@ def test_target_size_forms(raw: str, size: int) -> None:
     assert parse_compress_params({"method": "size", "target_size": raw}).target_bytes == size
 
 
-def test_method_fields_only_kept_for_their_method() -> None:
-    params = parse_compress_params({"bitrate": "2M", "target_size": "8MB"})
-    assert (params.bitrate_kbps, params.target_bytes) == (None, None)
+def test_a_bitrate_or_target_size_alone_names_the_method() -> None:
+    assert parse_compress_params({"target_size": "8MB"}).method == "size"
+    assert parse_compress_params({"bitrate": "2M"}).method == "bitrate"
+    assert parse_compress_params({}).method == "crf"
+
+
+@pytest.mark.parametrize(
+    ("form", "field"),
+    [
+        ({"bitrate": "2M", "target_size": "8MB"}, "method"),
+        ({"method": "crf", "target_size": "8MB"}, "target_size"),
+        ({"method": "size", "target_size": "8MB", "bitrate": "2M"}, "bitrate"),
+        ({"method": "bitrate", "bitrate": "2M", "target_size": "8MB"}, "target_size"),
+    ],
+)
+def test_a_field_for_another_method_is_never_dropped_in_silence(form: dict[str, str], field: str) -> None:
+    with pytest.raises(InvalidField) as info:
+        parse_compress_params(form)
+    assert info.value.field == field
 
 
 def test_resolution_and_preset_and_allow_larger() -> None:
@@ -114,3 +130,15 @@ def test_target_below_what_audio_needs_is_refused_with_the_smallest_size() -> No
 def test_sensible_target_is_feasible() -> None:
     check_feasible(parse_compress_params({"method": "size", "target_size": "25MB"}), media())
     check_feasible(parse_compress_params({}), media(duration=None))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("quality", "٢٣"), ("bitrate", "٥٠٠k"), ("target_size", "٨MB"), ("resolution", "١٢٨٠x٧٢٠")],
+)
+def test_numbers_are_ascii_digits_only(field: str, value: str) -> None:
+    """Python reads Arabic-Indic digits as numbers; a form field that means a number should not."""
+    form = {field: value, **({"method": "size"} if field == "target_size" else {})}
+    with pytest.raises(InvalidField) as info:
+        parse_compress_params(form)
+    assert info.value.field == field

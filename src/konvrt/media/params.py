@@ -69,9 +69,12 @@ class CompressParams:
 
 def parse_compress_params(form: Mapping[str, str]) -> CompressParams:
     """Validate the compress form's fields; unknown fields (file, webhook_url) are someone else's."""
-    method = _parse_method(form.get("method"))
     bitrate = _parse_bitrate(form.get("bitrate")) if _given(form, "bitrate") else None
     target = _parse_size(form.get("target_size")) if _given(form, "target_size") else None
+    method = _parse_method(form.get("method")) if _given(form, "method") else _implied_method(bitrate, target)
+    for field, value, owner in (("bitrate", bitrate, "bitrate"), ("target_size", target, "size")):
+        if value is not None and method != owner:  # never drop a field the client sent in silence
+            raise InvalidField(field, f"{field} applies only when method is {owner}, and method is {method}.")
     if method == "bitrate" and bitrate is None:
         raise InvalidField("bitrate", "bitrate is required when method is bitrate, e.g. 2500k or 2.5M.")
     if method == "size" and target is None:
@@ -88,6 +91,13 @@ def parse_compress_params(form: Mapping[str, str]) -> CompressParams:
         preset=_parse_preset(form.get("preset")),
         allow_larger=_parse_bool("allow_larger", form.get("allow_larger")),
     )
+
+
+def _implied_method(bitrate: int | None, target: int | None) -> Method:
+    """No method named: a bitrate or a target size alone says which one the client means."""
+    if bitrate is not None and target is not None:
+        raise InvalidField("method", "Both bitrate and target_size were sent: choose method=bitrate or method=size.")
+    return "bitrate" if bitrate is not None else "size" if target is not None else "crf"
 
 
 def _given(form: Mapping[str, str], name: str) -> bool:
@@ -112,7 +122,7 @@ def _parse_quality(raw: str | None) -> int:
     value = (raw or "").strip()
     if value == "":
         return 23
-    if not re.fullmatch(r"[+-]?\d+", value):
+    if not re.fullmatch(r"[+-]?[0-9]+", value):
         raise InvalidField("quality", f"quality must be a whole number from 18 to 51, not {_show(raw)}.")
     quality = int(value)
     if not QUALITY_MIN <= quality <= QUALITY_MAX:
@@ -123,7 +133,7 @@ def _parse_quality(raw: str | None) -> int:
 def _parse_bitrate(raw: str | None) -> int:
     """'2500k', '2.5M', '2500' (kbit/s) or '2500000bps' -> kbit/s."""
     text = (raw or "").strip().lower().replace(" ", "")
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)(k|m|g|kbps|mbps|kbit/s|mbit/s|bps)?", text)
+    match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)(k|m|g|kbps|mbps|kbit/s|mbit/s|bps)?", text)
     if not match:
         raise InvalidField("bitrate", f"bitrate must look like 2500k, 2.5M or 2500 (kbit/s), not {_show(raw)}.")
     number, unit = float(match.group(1)), match.group(2) or "k"
@@ -139,7 +149,7 @@ def _parse_bitrate(raw: str | None) -> int:
 def _parse_size(raw: str | None) -> int:
     """'25MB' (10^6), '8MiB' (2^20), '1.5GB' or a number of bytes -> bytes."""
     text = (raw or "").strip().lower().replace(" ", "")
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)([a-z]*)", text)
+    match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)([a-z]*)", text)
     if not match or match.group(2) not in _SIZE_UNITS:
         raise InvalidField(
             "target_size", f"target_size must look like 25MB, 8MiB or a number of bytes, not {_show(raw)}."
@@ -152,7 +162,7 @@ def _parse_size(raw: str | None) -> int:
 
 def _parse_resolution(raw: str | None) -> tuple[int, int]:
     text = (raw or "").strip().lower()
-    match = re.fullmatch(r"(\d+)\s*[x×:]\s*(\d+)", text)
+    match = re.fullmatch(r"([0-9]+)\s*[x×:]\s*([0-9]+)", text)
     if not match:
         raise InvalidField("resolution", f"resolution must be WIDTHxHEIGHT, e.g. 1280x720, not {_show(raw)}.")
     width, height = int(match.group(1)), int(match.group(2))
