@@ -150,6 +150,8 @@ def configure_logging(log_format: str, level: int = logging.INFO) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # libvips narrates every load and save at INFO ("VIPS: …"); its warnings and errors still come through.
+    logging.getLogger("pyvips").setLevel(max(level, logging.WARNING))
 
 
 @contextmanager
