@@ -6,6 +6,9 @@ STAMP := $(VENV)/.installed
 # The dashboard's browser tests drive Debian's Chromium (never a browser that a test tool downloads).
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# `make serve PORT=8080 HOST=0.0.0.0` when 8000 is taken or other machines should reach it.
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
 .PHONY: install serve worker test check lint fmt bench clean
 
@@ -22,7 +25,7 @@ $(CHROMIUM):
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
 serve: $(STAMP)
-	$(BIN)/konvrt serve
+	$(BIN)/konvrt serve --host $(HOST) --port $(PORT)
 
 worker: $(STAMP)
 	$(BIN)/konvrt worker
