@@ -67,6 +67,13 @@ def test_ids_no_row_can_have_are_a_404_page(dashboard_factory: Callable[[], Dash
         assert page.headers["content-type"].startswith("text/html") and "Not found" in page.text
 
 
+def test_a_form_field_out_of_bounds_gets_a_page(dashboard_factory: Callable[[], Dashboard]) -> None:
+    client = dashboard_factory()
+    page = client.post("/dashboard/signup", email="a" * 400 + "@example.com", password="x" * 20)
+    assert page.status_code == 400 and page.headers["content-type"].startswith("text/html")
+    assert "email" in page.text and "Check the form" in page.text
+
+
 def test_every_page_forbids_framing_and_scripts_from_elsewhere(dashboard_factory: Callable[[], Dashboard]) -> None:
     client = dashboard_factory()
     signin = client.get("/dashboard/signin")
