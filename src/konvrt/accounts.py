@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from konvrt import billing
 from konvrt.config import Settings
 from konvrt.db import Account, ApiKey, LedgerEntry, utcnow
-from konvrt.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from konvrt.errors import BadRequest, Forbidden, InvalidField, NotFound, Unauthorized
 
 PLANS = ("free", "pro", "team")
 API_PLANS = ("pro", "team")
@@ -59,10 +59,12 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _normalize_email(email: str) -> str:
+def normalize_email(email: str) -> str:
+    """The one form an email is stored and compared in, for the API's accounts and the dashboard's people."""
     email = email.strip().lower()
-    if "@" not in email or len(email) > 320 or email.startswith("@") or email.endswith("@"):
-        raise BadRequest(f"{email!r} is not an email address.")
+    local, at, domain = email.partition("@")
+    if not at or not local or "." not in domain or len(email) > 320 or not email.isprintable() or " " in email:
+        raise InvalidField("email", "Enter an email address such as you@example.com.")
     return email
 
 
@@ -73,7 +75,7 @@ def _check_plan(plan: str) -> str:
 
 
 def create_account(session: Session, settings: Settings, email: str, plan: str) -> Account:
-    email = _normalize_email(email)
+    email = normalize_email(email)
     _check_plan(plan)
     if session.scalar(select(Account).where(Account.email == email)) is not None:
         raise BadRequest(f"An account for {email} already exists.")
@@ -85,7 +87,7 @@ def create_account(session: Session, settings: Settings, email: str, plan: str) 
 
 
 def get_account(session: Session, email: str) -> Account:
-    account = session.scalar(select(Account).where(Account.email == _normalize_email(email)))
+    account = session.scalar(select(Account).where(Account.email == normalize_email(email)))
     if account is None:
         raise NotFound(f"No account for {email}.")
     return account

@@ -24,14 +24,6 @@ INVITE_TTL = timedelta(days=7)
 LINK_PATH = "/dashboard/link"
 
 
-def normalize_email(email: str) -> str:
-    email = email.strip().lower()
-    local, at, domain = email.partition("@")
-    if not at or not local or "." not in domain or len(email) > 320 or any(c.isspace() for c in email):
-        raise InvalidField("email", "Enter an email address such as you@example.com.")
-    return email
-
-
 def token_hash(token: str) -> str:
     # Tokens are 256 random bits, so a fast hash is enough to keep the stored form useless to a reader.
     return hashlib.sha256(token.encode()).hexdigest()
@@ -46,7 +38,7 @@ def _email_taken(session: Session, email: str) -> bool:
 
 def sign_up(session: Session, settings: Settings, email: str, password: str) -> User:
     """A new account on the free plan, with this person as its owner."""
-    email = normalize_email(email)
+    email = accounts.normalize_email(email)
     password_hash = passwords.hash_password(password)
     if _email_taken(session, email):
         raise InvalidField("email", "An account with this email address already exists. Sign in instead.")
@@ -80,7 +72,7 @@ def owner_of(session: Session, account: Account) -> User:
 
 def find(session: Session, email: str) -> User | None:
     try:
-        return session.scalar(select(User).where(User.email == normalize_email(email)))
+        return session.scalar(select(User).where(User.email == accounts.normalize_email(email)))
     except InvalidField:
         return None
 
@@ -147,7 +139,7 @@ def invite(session: Session, account: Account, email: str) -> tuple[User, str]:
     """Add a member to a team account; returns them and their one-time invitation token."""
     if account.plan != "team":
         raise Forbidden("Members need the team plan. Ask your administrator to move this account to team.")
-    email = normalize_email(email)
+    email = accounts.normalize_email(email)
     if _email_taken(session, email):
         raise InvalidField("email", f"{email} already has a Konvrt sign-in; each person belongs to one account.")
     user = User(account_id=account.id, email=email, password_hash=None, role=Role.MEMBER)
