@@ -211,22 +211,24 @@ def test_malformed_uploads_get_clear_4xx(live_server_factory: Callable[..., Live
     assert "openAsBlob" not in by_name["json"] + by_name["no content type"], "other clients need no Node hint"
 
 
+def _an_upload_that_stops_early(server: LiveServer, key: str) -> tuple[str, int, bytes]:
+    """(host, port, request): a compress request that promises a megabyte and sends a kilobyte of it."""
+    host, port = server.url.removeprefix("http://").split(":")
+    head = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="a.mp4"\r\n\r\n'.encode()
+    request = (
+        f"POST /api/v1/compress HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
+        f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: 1000000\r\n\r\n"
+    ).encode()
+    return host, int(port), request + head + b"\0" * 1000
+
+
 def test_a_stalled_upload_is_dropped_with_a_400(live_server_factory: Callable[..., LiveServer]) -> None:
     """Slowloris: headers and a little of the body, then silence."""
     server = live_server_factory(workers=0, upload_idle_timeout_seconds=1)
     key = server.account()
-    host, port = server.url.removeprefix("http://").split(":")
-    head = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="a.mp4"\r\n\r\n'.encode()
-    request = (
-        (
-            f"POST /api/v1/compress HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
-            f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: 1000000\r\n\r\n"
-        ).encode()
-        + head
-        + b"\0" * 1000
-    )
+    host, port, request = _an_upload_that_stops_early(server, key)
     started = time.monotonic()
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
+    with socket.create_connection((host, port), timeout=10) as sock:
         sock.sendall(request)
         answer = b""
         while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
@@ -245,16 +247,7 @@ def test_a_client_that_hangs_up_mid_upload_is_no_server_error(
 ) -> None:
     server = live_server_factory(workers=0)
     key = server.account()
-    host, port = server.url.removeprefix("http://").split(":")
-    head = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="a.mp4"\r\n\r\n'.encode()
-    request = (
-        (
-            f"POST /api/v1/compress HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
-            f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: 1000000\r\n\r\n"
-        ).encode()
-        + head
-        + b"\0" * 1000
-    )
+    host, port, request = _an_upload_that_stops_early(server, key)
 
     def answered(status: str) -> float:
         labels = {"method": "POST", "route": "/api/v1/compress", "status": status}
@@ -262,7 +255,7 @@ def test_a_client_that_hangs_up_mid_upload_is_no_server_error(
 
     before = answered("400"), answered("500")
     with caplog.at_level(logging.WARNING):
-        with socket.create_connection((host, int(port)), timeout=10) as sock:
+        with socket.create_connection((host, port), timeout=10) as sock:
             sock.sendall(request)
             time.sleep(0.3)
         deadline = time.monotonic() + 5
