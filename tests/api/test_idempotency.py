@@ -69,6 +69,14 @@ def test_the_same_key_with_other_parameters_is_422(
         assert _balance(client) == 19 and _jobs(server) == 1
         bad = _compress(client, clip, "x" * 256)
         assert bad.status_code == 400 and bad.json()["field"] == "Idempotency-Key"
+        with clip.open("rb") as f:
+            twice = client.post(
+                "/api/v1/compress",
+                files={"file": ("clip.mp4", f, "video/mp4")},
+                headers=[("Idempotency-Key", "k"), ("Idempotency-Key", "k2")],
+            )
+        assert twice.status_code == 400 and "once" in twice.json()["error"]
+        assert _balance(client) == 19 and _jobs(server) == 1
 
 
 def test_a_failed_first_request_keeps_nothing(live_server_factory: Callable[..., LiveServer], clip: Path) -> None:

@@ -61,8 +61,12 @@ async def idempotent(
 ) -> None:
     if idempotency_key is None:
         return
+    if len(request.headers.getlist(HEADER)) > 1:
+        raise InvalidField(HEADER, f"Send the {HEADER} header once; this request has several.")
     if not _SANE_KEY.fullmatch(idempotency_key):
-        raise InvalidField(HEADER, f"The {HEADER} header must be 1 to 255 printable ASCII characters.")
+        raise InvalidField(
+            HEADER, f"The {HEADER} header must be 1 to 255 visible ASCII characters, without spaces (a UUID)."
+        )
     settings = services.settings
     ttl = timedelta(seconds=settings.idempotency_ttl_seconds)
     deadline = time.monotonic() + settings.idempotency_wait_seconds
