@@ -46,10 +46,10 @@ class Services:
         return self.db.engine.dialect.name == "sqlite" and self.settings.ratelimit_url in ("", "memory://")
 
     async def read(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run a request's point lookups (a key, a job). A SQLite read in WAL mode never waits for a writer
-        and answers in tens of microseconds, less than a hop to the thread pool costs, so it runs inline;
-        anything that crosses the network (PostgreSQL, Redis) goes to the thread pool and never stalls the
-        loop. Scans and writes always go to the thread pool."""
+        """Run a request's point lookups (a key, a job). In WAL mode a SQLite read never waits for a writer
+        and costs less than the hop to the thread pool and back, so it runs inline; anything that crosses
+        the network (PostgreSQL, Redis) goes to the thread pool and never stalls the loop. Scans and writes
+        always go to the thread pool."""
         if self.reads_are_local:
             return fn(*args, **kwargs)
         return await run_in_threadpool(fn, *args, **kwargs)
