@@ -11,6 +11,7 @@ from konvrt.api.deps import ServicesDep
 from konvrt.dashboard import browser_sessions, people, throttle
 from konvrt.dashboard.web import CsrfChecked, ViewerDep, flash, redirect, render, sign_in
 from konvrt.errors import KonvrtError
+from konvrt.services import Services
 
 router = APIRouter(include_in_schema=False)
 EmailForm = Annotated[str, Form(max_length=320)]
@@ -19,6 +20,17 @@ PasswordForm = Annotated[str, Form(max_length=4096)]
 
 def _address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
+
+
+def _throttled(request: Request, services: Services, email: str | None, page: str, why: str) -> Response | None:
+    """The page again with a 429 while this email (or, with None, this address) must wait; else None."""
+    with services.db.read() as session:
+        wait = throttle.wait_seconds(session, email, _address(request))
+    if not wait:
+        return None
+    minutes = max(1, round(wait / 60))
+    message = f"{why} Try again in about {minutes} minute{'s' if minutes != 1 else ''}."
+    return render(request, page, {"error": message, "email": email or ""}, status_code=429)
 
 
 @router.get("/")
@@ -40,12 +52,8 @@ def signin_page(request: Request) -> Response:
 @router.post("/dashboard/signin", dependencies=[CsrfChecked])
 def signin(request: Request, services: ServicesDep, email: EmailForm = "", password: PasswordForm = "") -> Response:
     email = email.strip().lower()
-    with services.db.read() as session:
-        wait = throttle.wait_seconds(session, email, _address(request))
-    if wait:
-        minutes = max(1, round(wait / 60))
-        message = f"Too many failed sign-ins. Try again in about {minutes} minute{'s' if minutes != 1 else ''}."
-        return render(request, "signin.html", {"error": message, "email": email}, status_code=429)
+    if (refused := _throttled(request, services, email, "signin.html", "Too many failed sign-ins.")) is not None:
+        return refused
     with services.db.write() as session:
         user = people.authenticate(session, email, password)
         throttle.record(session, email, _address(request), succeeded=user is not None)
@@ -64,10 +72,9 @@ def signup_page(request: Request) -> Response:
 
 @router.post("/dashboard/signup", dependencies=[CsrfChecked])
 def signup(request: Request, services: ServicesDep, email: EmailForm = "", password: PasswordForm = "") -> Response:
-    with services.db.read() as session:  # sign-ups hash a password too: the same throttle guards the CPU
-        wait = throttle.wait_seconds(session, None, _address(request))
-    if wait:
-        return render(request, "signup.html", {"error": "Too many attempts; try again later."}, status_code=429)
+    # Sign-ups hash a password too: the same throttle, per address, guards the CPU.
+    if (refused := _throttled(request, services, None, "signup.html", "Too many attempts.")) is not None:
+        return refused
     try:
         with services.db.write() as session:
             throttle.record(session, "", _address(request), succeeded=False)
