@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -16,12 +15,7 @@ import pytest
 from konvrt.media.encode import compress
 from konvrt.media.params import CompressParams
 from konvrt.media.probe import MediaInfo, probe
-
-REAL = (
-    Path(os.environ.get("KONVRT_TESTDATA") or Path(__file__).resolve().parents[3] / "shared" / "testdata")
-    / "real"
-    / "video"
-)
+from tests.conftest import REAL_VIDEO
 
 
 @pytest.fixture(scope="session")
@@ -32,9 +26,9 @@ def ffmpeg() -> str:
 @pytest.fixture(scope="session")
 def real() -> Callable[[str], Path]:
     def find(name: str) -> Path:
-        path = REAL / name
-        if not path.exists():
-            pytest.skip(f"real test video {name} is not in {REAL}")
+        path = REAL_VIDEO / name
+        if not path.exists():  # the shared media are part of the suite: a missing one is a failure, not a skip
+            pytest.fail(f"real test video {name} is not in {REAL_VIDEO}")
         return path
 
     return find
