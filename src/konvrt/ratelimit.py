@@ -12,10 +12,10 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass
+from typing import cast
 
 from limits import RateLimitItem, RateLimitItemPerSecond
-from limits.storage import MemoryStorage, Storage, storage_from_string
-from limits.strategies import MovingWindowRateLimiter
+from limits.storage import MemoryStorage, MovingWindowSupport, Storage, storage_from_string
 
 from konvrt.config import Settings
 
@@ -47,7 +47,9 @@ class RateLimiter:
 
     def __init__(self, settings: Settings, storage: Storage | None = None) -> None:
         self.storage = storage or _open_storage(settings.ratelimit_url)
-        self._limiter = MovingWindowRateLimiter(self.storage)
+        # limits' moving-window strategy, less its wrapper: that derives the key twice per hit (for the hit
+        # and again for the window's stats), and every API request makes a hit.
+        self._windows = cast(MovingWindowSupport, self.storage)  # _open_storage checked it
         window = settings.ratelimit_window_seconds
         self._plans = {
             "pro": RateLimitItemPerSecond(settings.ratelimit_pro, window, namespace="konvrt"),
@@ -64,17 +66,23 @@ class RateLimiter:
         """Where `address` stands in its failed-authentication window, without counting a request.
 
         Checked before a key is looked up, so a flood of guesses gets 429s, not answers."""
-        stats = self._limiter.get_window_stats(self._address, "address", address)
-        return Verdict(stats.remaining > 0, self._address.amount, stats.remaining, stats.reset_time)
+        remaining, reset_at = self._window(self._address, self._address.key_for("address", address))
+        return Verdict(remaining > 0, self._address.amount, remaining, reset_at)
 
     def hit_address(self, address: str) -> Verdict:
         """Count one failed authentication against the client address."""
         return self._hit(self._address, "address", address)
 
     def _hit(self, item: RateLimitItem, *identifiers: str) -> Verdict:
-        allowed = self._limiter.hit(item, *identifiers)
-        stats = self._limiter.get_window_stats(item, *identifiers)
-        return Verdict(allowed, item.amount, stats.remaining, stats.reset_time)
+        key = item.key_for(*identifiers)
+        allowed = self._windows.acquire_entry(key, item.amount, item.get_expiry())
+        remaining, reset_at = self._window(item, key)
+        return Verdict(allowed, item.amount, remaining, reset_at)
+
+    def _window(self, item: RateLimitItem, key: str) -> tuple[int, float]:
+        """Requests left in the window, and when its oldest one leaves it."""
+        started, used = self._windows.get_moving_window(key, item.amount, item.get_expiry())
+        return item.amount - used, started + item.get_expiry()
 
     def reset(self) -> None:
         self.storage.reset()
@@ -86,6 +94,8 @@ def _open_storage(url: str) -> Storage:
     storage = storage_from_string(url)
     if not isinstance(storage, Storage):
         raise ValueError(f"KONVRT_RATELIMIT_URL {url!r} names an asyncio storage; use redis:// or memory://")
+    if not isinstance(storage, MovingWindowSupport):
+        raise ValueError(f"KONVRT_RATELIMIT_URL {url!r} cannot keep moving windows; use redis:// or memory://")
     return storage
 
 
