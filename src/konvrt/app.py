@@ -47,6 +47,9 @@ def create_app(settings: Settings, *, services: Services | None = None, workers:
         version=__version__,
         summary="Compress video with FFmpeg and convert images with libvips, on your own machines.",
         lifespan=lifespan,
+        # Prometheus and our JSON logs are the telemetry; FastAPI's OpenTelemetry hooks would only cost
+        # each request a look for providers nobody configured.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.services = services
     errors.install(app)
