@@ -19,6 +19,7 @@ from konvrt.api import (
     openapi,
     rate_limit,
     request_id,
+    status_lane,
     usage,
 )
 from konvrt.config import Settings
@@ -40,6 +41,8 @@ def create_app(settings: Settings, *, services: Services | None = None, workers:
         try:
             yield
         finally:
+            if lane is not None:
+                lane.close()
             services.close()
 
     app = FastAPI(
@@ -54,10 +57,13 @@ def create_app(settings: Settings, *, services: Services | None = None, workers:
     app.state.services = services
     errors.install(app)
     idempotency.install(app)
-    rate_limit.install(app, RateLimiter(settings))
+    limiter = RateLimiter(settings)
+    rate_limit.install(app, limiter)
     app.add_middleware(MetricsMiddleware)  # outside the rate limiter: a 429 is timed too
     request_id.install_log_records()
     request_id.wrap_outermost(app)
+    # Status polls skip the stack below when reads are local (see status_lane for what it answers).
+    lane = status_lane.install(app, services.db.engine, limiter) if services.reads_are_local else None
     for module in (compress, convert, jobs, usage):
         app.include_router(module.router)
     app.include_router(webhook_routes.router)

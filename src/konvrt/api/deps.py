@@ -17,7 +17,7 @@ from konvrt.errors import Forbidden, Unauthorized
 from konvrt.services import Services
 
 # Writing last_used_at on every status poll would make each read a write; once a minute is enough.
-_LAST_USED_RESOLUTION = timedelta(minutes=1)
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 async def get_services(request: Request) -> Services:
@@ -33,7 +33,7 @@ async def current_account(
     request: Request, services: ServicesDep, authorization: Annotated[str | None, Header()] = None
 ) -> Caller:
     caller = await services.read(_authenticate, request, services, authorization)
-    if caller.key_last_used_at is None or utcnow() - caller.key_last_used_at > _LAST_USED_RESOLUTION:
+    if caller.key_last_used_at is None or utcnow() - caller.key_last_used_at > LAST_USED_RESOLUTION:
         await run_in_threadpool(_mark_used, services, caller.key_id)
     return caller
 

@@ -1,0 +1,306 @@
+"""Status polling is the API's hottest path. On the embedded default the status lane answers the plain
+poll straight from ASGI, and everything else goes on to the full app.
+
+The lane must be invisible: the same body and headers as the full app gives, every rule (revocation,
+plans, limits, the address block) applied on the very next poll, nothing counted twice.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import anyio.to_thread
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import text, update
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from konvrt import accounts, jobs
+from konvrt.api.status_lane import StatusLane
+from konvrt.app import create_app
+from konvrt.db import Account, Database, Job, utcnow
+from konvrt.services import Services
+from tests.conftest import LiveServer, SettingsFactory, free_port
+
+
+def _job(db: Database, key: str, **fields: Any) -> str:
+    with db.write() as session:
+        account_id = accounts.authenticate(session, f"Bearer {key}").id
+        job_id = jobs.new_job_id()
+        jobs.create(
+            session,
+            job_id=job_id,
+            account_id=account_id,
+            price=3,
+            params={"codec": "h265", "quality": 28, "preset": "fast"},
+            filename=fields.pop("filename", "clip.mp4"),
+            size=123_456,
+            info={"duration": 1.0, "width": 64, "height": 64},
+            webhook_url=fields.pop("webhook_url", None),
+        )
+        if fields:
+            session.execute(update(Job).where(Job.id == job_id).values(**fields))
+    return job_id
+
+
+def _new_key(services: Services, plan: str = "pro") -> str:
+    with services.db.write() as session:
+        account = accounts.create_account(session, services.settings, f"u{jobs.new_job_id()}@example.com", plan)
+        return accounts.create_key(session, account).key
+
+
+class _Counting:
+    """The full app behind the lane, counting the requests the lane hands on."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app, self.calls = app, 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.calls += 1
+        await self.app(scope, receive, send)
+
+
+@pytest.fixture
+def live_server(live_server_factory: Callable[..., LiveServer]) -> LiveServer:
+    return live_server_factory(workers=0)  # no worker may take up the jobs these tests write and edit
+
+
+_Pair = tuple[Services, httpx.Client, httpx.Client, _Counting]
+
+
+@pytest.fixture
+def lane_and_full(
+    settings_factory: SettingsFactory,
+) -> Iterator[tuple[Services, httpx.Client, httpx.Client, _Counting]]:
+    """Services, a client of the app (lane in front), a client of the full app alone, and the hand-on counter.
+
+    Both are served over real HTTP by uvicorn, on the same services."""
+    app = create_app(settings_factory(ratelimit_pro=1000), workers=0)
+    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def serve(asgi: ASGIApp) -> str:
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(asgi, host="127.0.0.1", port=port, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        while not server.started:
+            assert thread.is_alive(), "the test server did not start"
+            time.sleep(0.02)
+        servers.append((server, thread))
+        return f"http://127.0.0.1:{port}"
+
+    through_lane = httpx.Client(base_url=serve(app))
+    through_lane.get("/healthz")  # builds the stack
+    lane = app.middleware_stack
+    assert isinstance(lane, StatusLane) and lane.app is not None
+    counting = _Counting(lane.app)
+    lane.app = counting
+
+    async def full_only(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":  # the first server runs the app's lifespan
+            return
+        scope["app"] = app
+        await counting.app(scope, receive, send)
+
+    full = httpx.Client(base_url=serve(full_only))
+    yield app.state.services, through_lane, full, counting
+    through_lane.close()
+    full.close()
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(30)
+
+
+def test_the_lane_answers_exactly_what_the_full_app_answers(
+    lane_and_full: _Pair,
+) -> None:
+    services, through_lane, full, counting = lane_and_full
+    key = _new_key(services)
+    now = utcnow().replace(microsecond=0)
+    job_ids = [
+        _job(services.db, key),
+        _job(services.db, key, status="processing", progress=42, started_at=now, filename='vidéo 日本 "x".mp4'),
+        _job(
+            services.db,
+            key,
+            status="completed",
+            progress=100,
+            started_at=now - timedelta(seconds=30),
+            completed_at=now,
+            expires_at=now + timedelta(hours=24),
+            output_key="out",
+            output_size=45_678,
+            note="The result was larger than the input, so you got the input back.",
+        ),
+        _job(services.db, key, status="failed", error="The file has no video stream.", completed_at=now),
+    ]
+    auth = {"Authorization": f"Bearer {key}"}
+    through_lane.get(f"/api/v1/status/{job_ids[0]}", headers=auth)  # a key's first use is written by the full app
+    for job_id in job_ids:
+        handed_on = counting.calls
+        answered = through_lane.get(f"/api/v1/status/{job_id}", headers=auth)
+        assert counting.calls == handed_on, "the lane should have answered a plain poll itself"
+        expected = full.get(f"/api/v1/status/{job_id}", headers=auth)
+        assert answered.status_code == expected.status_code == 200
+        assert answered.content == expected.content
+        assert set(answered.headers) == set(expected.headers)
+        for name in ("content-type", "content-length", "x-ratelimit-limit", "x-ratelimit-reset"):
+            assert answered.headers[name] == expected.headers[name], name
+        remaining = int(answered.headers["x-ratelimit-remaining"])
+        assert int(expected.headers["x-ratelimit-remaining"]) == remaining - 1  # each counted once
+        assert answered.headers["x-request-id"].startswith("req_")
+
+
+def test_what_is_not_the_plain_case_goes_on_to_the_full_app(
+    lane_and_full: _Pair,
+) -> None:
+    services, through_lane, _, counting = lane_and_full
+    key, other = _new_key(services), _new_key(services)
+    mine, theirs = _job(services.db, key), _job(services.db, other)
+    hooked = _job(services.db, key, webhook_url="https://example.com/hook")
+    auth = {"Authorization": f"Bearer {key}"}
+
+    def handed_on(*args: Any, **kwargs: Any) -> Any:
+        before = counting.calls
+        response = through_lane.get(*args, **kwargs)
+        assert counting.calls == before + 1, (args, kwargs, response.text)
+        return response
+
+    assert handed_on(f"/api/v1/status/{mine}", headers=auth).status_code == 200  # first use: last_used_at
+    assert handed_on(f"/api/v1/status/{theirs}", headers=auth).json()["code"] == "job_not_found"
+    assert handed_on(f"/api/v1/status/{mine}").json()["code"] == "missing_api_key"
+    assert handed_on(f"/api/v1/status/{mine}", headers={"Authorization": "Basic abc"}).status_code == 401
+    assert handed_on(f"/api/v1/status/{mine}X", headers=auth).status_code == 404
+    assert handed_on(f"/api/v1/status/{mine}/", headers=auth).status_code in (307, 404)
+    assert "webhook" in handed_on(f"/api/v1/status/{hooked}", headers=auth).json()
+    twice = [("authorization", f"Bearer {key}"), ("authorization", f"Bearer {other}")]
+    handed_on(f"/api/v1/status/{mine}", headers=twice)
+    with services.db.write() as session:
+        session.execute(update(Account).where(Account.email.like("u%")).values(plan="free"))
+    assert handed_on(f"/api/v1/status/{mine}", headers=auth).json()["code"] == "plan_required"
+
+
+def test_revocation_progress_and_key_use_count_on_the_very_next_poll(live_server: LiveServer) -> None:
+    services = live_server.services
+    key = live_server.account()
+    job_id = _job(services.db, key)
+    with live_server.client(key) as client:
+        assert client.get(f"/api/v1/status/{job_id}").json()["progress"] == 0
+        with services.db.write() as session:
+            session.execute(update(Job).where(Job.id == job_id).values(status="processing", progress=57))
+        polled = client.get(f"/api/v1/status/{job_id}").json()
+        assert (polled["status"], polled["progress"]) == ("processing", 57)
+        # A key last used over a minute ago goes through the full app, which writes its use again.
+        with services.db.write() as session:
+            session.execute(text("UPDATE api_keys SET last_used_at = :t"), {"t": utcnow() - timedelta(minutes=5)})
+        assert client.get(f"/api/v1/status/{job_id}").status_code == 200
+        with services.db.read() as session:
+            caller = accounts.authenticate(session, f"Bearer {key}")
+        assert caller.key_last_used_at is not None and utcnow() - caller.key_last_used_at < timedelta(seconds=30)
+        with services.db.write() as session:
+            assert accounts.revoke_key(session, key) == 1
+        revoked = client.get(f"/api/v1/status/{job_id}")
+        assert revoked.status_code == 401 and revoked.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_limits_stay_exact_across_the_lane_and_the_full_app(live_server_factory: Callable[..., LiveServer]) -> None:
+    server = live_server_factory(workers=0, ratelimit_pro=5, ratelimit_window_seconds=30, ratelimit_per_address=2)
+    key = server.account()
+    job_id = _job(server.services.db, key)
+    with server.client(key) as client:
+        answers = [client.get(f"/api/v1/status/{job_id}") for _ in range(6)]
+        assert [r.status_code for r in answers] == [200] * 5 + [429]
+        assert [r.headers["X-RateLimit-Remaining"] for r in answers] == ["4", "3", "2", "1", "0", "0"]
+        assert answers[-1].json()["code"] == "rate_limited" and int(answers[-1].headers["Retry-After"]) >= 1
+
+    fresh = server.account()
+    job_id = _job(server.services.db, fresh)
+    with server.client(fresh) as client:
+        assert client.get(f"/api/v1/status/{job_id}").status_code == 200
+        for guess in range(2):  # failed keys from this address use up its failed-authentication window
+            assert client.get("/api/v1/usage", headers={"Authorization": f"Bearer kvrt_{guess}"}).status_code == 401
+        blocked = client.get(f"/api/v1/status/{job_id}")
+        assert blocked.status_code == 429, "a valid key from a blocked address is refused, lane or not"
+
+
+def test_request_ids_are_echoed_when_sane_and_made_otherwise(live_server: LiveServer) -> None:
+    key = live_server.account()
+    job_id = _job(live_server.services.db, key)
+    with live_server.client(key) as client:
+        client.get(f"/api/v1/status/{job_id}")
+        assert client.get(f"/api/v1/status/{job_id}", headers={"X-Request-Id": "poll-7"}).headers["X-Request-Id"] == (
+            "poll-7"
+        )
+        made = client.get(f"/api/v1/status/{job_id}", headers={"X-Request-Id": "bad id with spaces"})
+        assert made.headers["X-Request-Id"].startswith("req_")
+
+
+def test_polls_leave_the_wal_free_to_checkpoint(live_server: LiveServer) -> None:
+    """A statement left open would hold its read transaction, and the WAL could never be folded back."""
+    services = live_server.services
+    key = live_server.account()
+    job_id = _job(services.db, key)
+    with live_server.client(key) as client:
+        for _ in range(3):
+            assert client.get(f"/api/v1/status/{job_id}").status_code == 200
+    with services.db.engine.connect() as conn:
+        busy, _, _ = conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)")).one()
+    assert busy == 0
+
+
+def test_lane_answers_are_in_the_metrics(live_server: LiveServer) -> None:
+    key = live_server.account()
+    job_id = _job(live_server.services.db, key)
+    with live_server.client(key) as client:
+        for _ in range(4):
+            client.get(f"/api/v1/status/{job_id}")
+        metrics = client.get("/metrics").text
+    line = next(
+        line
+        for line in metrics.splitlines()
+        if line.startswith("konvrt_http_request_duration_seconds_count")
+        and 'route="/api/v1/status/{job_id}"' in line
+        and 'status="200"' in line
+    )
+    assert float(line.rsplit(" ", 1)[1]) >= 4
+
+
+def test_status_polls_make_no_thread_pool_hops_on_the_embedded_default(
+    live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = live_server.account()
+    job_id = _job(live_server.services.db, key)
+    hops: list[str] = []
+    real_run_sync = anyio.to_thread.run_sync
+
+    async def counting_run_sync(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        hops.append(getattr(func, "__name__", repr(func)))
+        return await real_run_sync(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counting_run_sync)
+    with live_server.client(key) as client:
+        assert client.get(f"/api/v1/status/{job_id}").status_code == 200  # records the key's first use
+        hops.clear()
+        for _ in range(3):
+            res = client.get(f"/api/v1/status/{job_id}")
+            assert res.status_code == 200 and res.json()["status"] == "pending"
+    assert hops == []
+
+
+@pytest.mark.redis
+def test_reads_leave_the_loop_when_a_backend_is_across_the_network(
+    live_server_factory: Callable[..., LiveServer],
+) -> None:
+    assert live_server_factory(workers=0).services.reads_are_local
+    shared_limits = live_server_factory(workers=0, ratelimit_url="redis://127.0.0.1:6379/0")
+    assert not shared_limits.services.reads_are_local
+    key = shared_limits.account()
+    job_id = _job(shared_limits.services.db, key)
+    with shared_limits.client(key) as client:  # no lane here: the full app answers every poll
+        for _ in range(2):
+            assert client.get(f"/api/v1/status/{job_id}").json()["job_id"] == job_id
