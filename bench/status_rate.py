@@ -9,6 +9,13 @@
 Passes when (1) holds and (2) is at least 50% of (3). `python -m bench.status_rate [seconds]`.
 The load comes from keep-alive connections in one asyncio process (raw HTTP/1.1, no client library
 in the way), so the client costs the same per request in runs 2 and 3.
+
+Runs 2 and 3 take turns, ROUNDS times, against both servers kept up side by side; the ratio is the
+median of the rounds' ratios, so a neighbour's burst on a shared machine skews one round, not the
+answer. "Out of the way" is a one-second window with a limit no client reaches: every request is
+still counted, and each window holds what a real one holds (hundreds of entries). A limit of a
+billion per minute would instead keep the whole run's requests in each account's window and make
+every hit shift hundreds of thousands of them, a cost no real plan has.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import json
 import os
 import re
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,6 +36,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 CLIENTS = 200
+ROUNDS = 5
 ACCOUNTS = 20
 LIMIT = 60
 _LENGTH = re.compile(rb"content-length:\s*(\d+)", re.IGNORECASE)
@@ -167,7 +176,8 @@ def main() -> int:
         print(f"        5xx: {'none' if no_5xx else 'SOME'}")
         ok &= exact and no_5xx
 
-        with _konvrt(open_dir, ratelimit_pro="1000000000") as port:
+        open_limit = {"ratelimit_pro": "1000000000", "ratelimit_window_seconds": "1"}
+        with _konvrt(open_dir, **open_limit) as port:
             status_request = _request(f"/api/v1/status/{unlimited[0][1]}", unlimited[0][0])
             with socket.create_connection(("127.0.0.1", port)) as sock:  # the body the bare endpoint copies
                 sock.sendall(status_request.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"))
@@ -176,22 +186,28 @@ def main() -> int:
                     raw += chunk
             body = raw.split(b"\r\n\r\n", 1)[1]
             json.loads(body)
-            out, elapsed = _load(port, [_request(f"/api/v1/status/{j}", k) for k, j in unlimited], seconds)
-        konvrt_ok = sum(1 for _, status in out if status == 200)
-        konvrt_rps = konvrt_ok / elapsed
-        bad = [status for _, status in out if status != 200]
-        print(
-            f"konvrt: {konvrt_rps:,.0f} authenticated status calls/s ({konvrt_ok} in {elapsed:.1f} s; "
-            f"{len(bad)} not 200)"
-        )
-        ok &= not bad
-
-        with _bare(body) as port:
-            out, elapsed = _load(port, [_request("/status", None)], seconds)
-        bare_rps = sum(1 for _, status in out if status == 200) / elapsed
-        ratio = konvrt_rps / bare_rps if bare_rps else 0.0
-        print(f"bare:   {bare_rps:,.0f} requests/s (Starlette, same JSON, same uvicorn)")
-        print(f"ratio:  konvrt / bare = {ratio:.0%} (want >= 50%) -> {'ok' if ratio >= 0.5 else 'TOO SLOW'}")
+            with _bare(body) as bare_port:
+                konvrt_requests = [_request(f"/api/v1/status/{j}", k) for k, j in unlimited]
+                _load(port, konvrt_requests, 1.0)  # warm up: first polls, connections, caches
+                _load(bare_port, [_request("/status", None)], 1.0)
+                ratios, konvrt_runs, bare_runs = [], [], []
+                for _ in range(ROUNDS):
+                    out, elapsed = _load(port, konvrt_requests, seconds / ROUNDS)
+                    bad = [status for _, status in out if status != 200]
+                    ok &= not bad
+                    konvrt_runs.append((len(out) - len(bad)) / elapsed)
+                    out, elapsed = _load(bare_port, [_request("/status", None)], seconds / ROUNDS)
+                    bare_runs.append(sum(1 for _, status in out if status == 200) / elapsed)
+                    ratios.append(konvrt_runs[-1] / bare_runs[-1] if bare_runs[-1] else 0.0)
+                    print(
+                        f"round:  konvrt {konvrt_runs[-1]:,.0f}/s ({len(bad)} not 200), bare {bare_runs[-1]:,.0f}/s, "
+                        f"ratio {ratios[-1]:.0%}"
+                    )
+        ratio = statistics.median(ratios)
+        print(f"konvrt: {statistics.median(konvrt_runs):,.0f} authenticated status calls/s (median of {ROUNDS} rounds)")
+        print(f"bare:   {statistics.median(bare_runs):,.0f} requests/s (Starlette, same JSON, same uvicorn)")
+        verdict = "ok" if ratio >= 0.5 else "TOO SLOW"
+        print(f"ratio:  konvrt / bare = {ratio:.0%}, the median of the rounds' (want >= 50%) -> {verdict}")
         ok &= ratio >= 0.5
     return 0 if ok else 1
 
