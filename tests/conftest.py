@@ -1,4 +1,5 @@
-"""Shared fixtures: clean environment, settings, a live HTTP server on a real port, accounts, media."""
+"""Shared fixtures: clean environment, settings, a live HTTP server on a real port, accounts, media, and
+Debian's Chromium driven by Playwright."""
 
 from __future__ import annotations
 
@@ -15,11 +16,26 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from konvrt import accounts
 from konvrt.app import create_app
 from konvrt.config import Settings
 from konvrt.services import Services
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Keep the browser off the network: no update checks, no sync, no QUIC probes, nothing but our server.
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+]
 
 
 def _find_testdata() -> Path:
@@ -177,3 +193,21 @@ def wait_for_job(client: httpx.Client, job_id: str, timeout: float = 120) -> dic
             return body
         time.sleep(0.2)
     raise AssertionError(f"job {job_id} did not finish in {timeout} s")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, accept_downloads=True)
+    context.set_default_timeout(20_000)
+    yield context.new_page()
+    context.close()

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from konvrt import __version__, dashboard
 from konvrt.api import (
@@ -45,7 +46,7 @@ def create_app(settings: Settings, *, services: Services | None = None, workers:
                 lane.close()
             services.close()
 
-    app = FastAPI(
+    app = FastAPIOffline(
         title="Konvrt",
         version=__version__,
         summary="Compress video with FFmpeg and convert images with libvips, on your own machines.",

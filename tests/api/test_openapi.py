@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from playwright.sync_api import Page, Route
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -63,6 +65,12 @@ def test_docs_and_description_are_served(live_server: LiveServer) -> None:
     with httpx.Client(base_url=live_server.url) as client:
         docs = client.get("/docs")
         assert docs.status_code == 200 and "swagger" in docs.text.lower()
+        # Every script and stylesheet of the docs is ours: a self-hosted install may have no internet.
+        for page in (docs, client.get("/redoc")):
+            assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+            assert assets and all(asset.startswith("/") for asset in assets), assets
+            for asset in assets:
+                assert client.get(asset).status_code == 200, asset
         spec = client.get("/openapi.json").json()
     compress = spec["paths"]["/api/v1/compress"]["post"]
     form = compress["requestBody"]["content"]["multipart/form-data"]
@@ -92,3 +100,30 @@ def test_docs_and_description_are_served(live_server: LiveServer) -> None:
             if path.startswith("/api/"):
                 assert "422" not in operation["responses"] or method == "post", (method, path)
                 assert operation["security"] == [{"bearer": []}]
+
+
+def test_the_docs_render_with_no_internet(live_server: LiveServer, page: Page) -> None:
+    """Swagger UI and ReDoc draw every operation with every request off this server refused.
+
+    Only an image may be asked of another host: ReDoc's "powered by" logo, which hides itself when it
+    cannot load. Code, styles, fonts and data all come from the server itself."""
+    elsewhere: list[str] = []
+
+    def only_ours(route: Route) -> None:
+        if route.request.url.startswith(live_server.url):
+            route.continue_()
+        else:
+            if route.request.resource_type != "image":
+                elsewhere.append(f"{route.request.resource_type} {route.request.url}")
+            route.abort()
+
+    page.route("**/*", only_ours)
+    operations = sum(1 for item in httpx.get(f"{live_server.url}/openapi.json").json()["paths"].values() for _ in item)
+    page.goto(f"{live_server.url}/docs")
+    page.wait_for_selector(".opblock")
+    assert page.locator(".opblock").count() == operations
+    assert page.locator(".opblock-summary-path", has_text="/api/v1/compress").count() == 1
+    page.goto(f"{live_server.url}/redoc")
+    page.wait_for_selector("h1:has-text('Konvrt')")
+    assert page.get_by_text("/api/v1/status/{job_id}").count() >= 1
+    assert elsewhere == []

@@ -1,4 +1,4 @@
-"""Dashboard fixtures: Debian's Chromium driven by Playwright, a cookie-keeping HTTP client, screenshots."""
+"""Dashboard fixtures: a cookie-keeping HTTP client, screenshots (the browser comes from tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -9,44 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Page
 
 from konvrt import accounts
 from tests.conftest import LiveServer
 
-CHROMIUM = Path("/usr/bin/chromium")
-# Keep the browser off the network: no update checks, no sync, no QUIC probes, nothing but our server.
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-default-apps",
-    "--disable-extensions",
-]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 860}, accept_downloads=True)
-    context.set_default_timeout(20_000)
-    yield context.new_page()
-    context.close()
 
 
 def screenshot(page: Page, name: str) -> Path:
