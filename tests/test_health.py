@@ -67,14 +67,48 @@ def test_json_logs_carry_the_request_id(tmp_path: Path) -> None:
     proc = konvrt("serve", "--port", str(port), "--no-workers", env=env_for(tmp_path / "d", log_format="json"), log=log)
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", proc)
-        httpx.get(f"http://127.0.0.1:{port}/api/v1/usage", headers={"X-Request-Id": "trace-123"})
+        key, job_id = _key_and_job(tmp_path / "d")
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"}) as client:
+            client.get("/api/v1/usage", headers={"X-Request-Id": "trace-123"})
+            for poll in ("poll-1", "poll-2"):  # the first through the full app, the next through the status lane
+                assert client.get(f"/api/v1/status/{job_id}", headers={"X-Request-Id": poll}).status_code == 200
         time.sleep(0.3)
     finally:
         stop(proc)
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     assert lines, log.read_text()
     assert all({"ts", "level", "logger", "message"} <= line.keys() for line in lines)
-    assert any(line.get("request_id") == "trace-123" and "/api/v1/usage" in line["message"] for line in lines)
+    for request_id, path in [("trace-123", "/api/v1/usage"), ("poll-1", job_id), ("poll-2", job_id)]:
+        assert any(line.get("request_id") == request_id and path in line["message"] for line in lines), request_id
+
+
+def _key_and_job(data_dir: Path) -> tuple[str, str]:
+    """An account's key and a pending job of it, written beside the running server."""
+    from konvrt import accounts, jobs
+    from konvrt.config import Settings
+    from konvrt.services import Services
+
+    services = Services.build(Settings(data_dir=data_dir, demo_account=False, workers=0))
+    try:
+        with services.db.write() as session:
+            account = accounts.create_account(session, services.settings, "logs@example.com", "pro")
+            session.flush()
+            key = accounts.create_key(session, account).key
+            job_id = jobs.new_job_id()
+            jobs.create(
+                session,
+                job_id=job_id,
+                account_id=account.id,
+                price=1,
+                params={"codec": "h264"},
+                filename="clip.mp4",
+                size=1000,
+                info={"duration": 1.0, "width": 64, "height": 64},
+                webhook_url=None,
+            )
+    finally:
+        services.close()
+    return key, job_id
 
 
 def test_json_log_lines_carry_the_job_id() -> None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -39,6 +40,16 @@ def accept_or_make(sent: str | None) -> str:
     return new_request_id()
 
 
+@contextmanager
+def bound(request_id: str) -> Iterator[None]:
+    """Log lines written inside (uvicorn's access line included) carry `request_id`."""
+    token = _request_id.set(request_id)
+    try:
+        yield
+    finally:
+        _request_id.reset(token)
+
+
 class RequestIdMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -50,7 +61,6 @@ class RequestIdMiddleware:
         sent = next((v for k, v in scope.get("headers", []) if k == b"x-request-id"), None)
         request_id = accept_or_make(sent.decode("latin-1") if sent is not None else None)
         scope.setdefault("state", {})["request_id"] = request_id
-        token = _request_id.set(request_id)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -59,10 +69,8 @@ class RequestIdMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
-        try:
+        with bound(request_id):
             await self.app(scope, receive, send_with_id)
-        finally:
-            _request_id.reset(token)
 
 
 def wrap_outermost(app: FastAPI) -> None:

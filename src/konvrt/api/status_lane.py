@@ -34,7 +34,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from konvrt import accounts
 from konvrt.api.deps import LAST_USED_RESOLUTION
 from konvrt.api.jobs import StoredJob, status_body
-from konvrt.api.request_id import accept_or_make
+from konvrt.api.request_id import accept_or_make, bound
 from konvrt.db import Account, ApiKey, Job, utcnow
 from konvrt.observability import HTTP_SECONDS
 from konvrt.ratelimit import RateLimiter
@@ -118,14 +118,16 @@ class StatusLane:
         if not verdict.allowed:
             return False
         body = self._render(row[2:])
+        request_id = accept_or_make(sent_id)
         headers = [
             (b"content-length", str(len(body)).encode()),
             (b"content-type", b"application/json"),
             *((name.lower().encode(), value.encode()) for name, value in verdict.headers().items()),
-            (b"x-request-id", accept_or_make(sent_id).encode()),
+            (b"x-request-id", request_id.encode()),
         ]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        with bound(request_id):  # uvicorn writes its access line as the response starts
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
         return True
 
     def _read(self, key_hash: str, job_id: str) -> tuple[Any, ...] | None:
