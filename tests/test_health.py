@@ -70,7 +70,7 @@ def test_json_logs_carry_the_request_id(tmp_path: Path) -> None:
         key, job_id = _key_and_job(tmp_path / "d")
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"}) as client:
             client.get("/api/v1/usage", headers={"X-Request-Id": "trace-123"})
-            for poll in ("poll-1", "poll-2"):  # the first through the full app, the next through the status lane
+            for poll in ("poll-1", "poll-2"):  # the key's use is recorded, so the status lane answers these
                 assert client.get(f"/api/v1/status/{job_id}", headers={"X-Request-Id": poll}).status_code == 200
         time.sleep(0.3)
     finally:
