@@ -138,6 +138,8 @@ def test_the_lane_answers_exactly_what_the_full_app_answers(
             note="The result was larger than the input, so you got the input back.",
         ),
         _job(services.db, key, status="failed", error="The file has no video stream.", completed_at=now),
+        # Numbers where pydantic's JSON (FastAPI's) and json.dumps disagree: 1e-7 against 1e-07, NaN as null.
+        _job(services.db, key, params={"codec": "h264", "tiny": 1e-7, "nan": float("nan"), "big": 10**30}),
     ]
     auth = {"Authorization": f"Bearer {key}"}
     through_lane.get(f"/api/v1/status/{job_ids[0]}", headers=auth)  # a key's first use is written by the full app
@@ -154,6 +156,34 @@ def test_the_lane_answers_exactly_what_the_full_app_answers(
         remaining = int(answered.headers["x-ratelimit-remaining"])
         assert int(expected.headers["x-ratelimit-remaining"]) == remaining - 1  # each counted once
         assert answered.headers["x-request-id"].startswith("req_")
+    twice = [("authorization", f"Bearer {key}"), ("x-request-id", "client-a"), ("x-request-id", "proxy-b")]
+    for client in (through_lane, full):  # the first of two ids is echoed on both paths
+        assert client.get(f"/api/v1/status/{job_ids[0]}", headers=twice).headers["x-request-id"] == "client-a"
+
+
+def test_a_row_the_lane_cannot_read_gets_the_full_apps_answer(lane_and_full: _Pair) -> None:
+    services, through_lane, full, counting = lane_and_full
+    key = _new_key(services)
+    job_id = _job(services.db, key)
+    auth = {"Authorization": f"Bearer {key}", "X-Request-Id": "trace-42"}
+    assert through_lane.get(f"/api/v1/status/{job_id}", headers=auth).status_code == 200
+    with services.db.write() as session:  # not something the API writes; a hand-edited or damaged row
+        session.execute(text("UPDATE jobs SET created_at = 'garbage' WHERE id = :id"), {"id": job_id})
+    handed_on = counting.calls
+    answered = through_lane.get(f"/api/v1/status/{job_id}", headers=auth)
+    assert counting.calls == handed_on + 1
+    expected = full.get(f"/api/v1/status/{job_id}", headers=auth)
+    assert answered.status_code == expected.status_code == 500
+    assert (
+        answered.json()
+        == expected.json()
+        == {
+            "success": False,
+            "error": "Something went wrong on our side.",
+            "code": "internal",
+        }
+    )
+    assert answered.headers["x-request-id"] == expected.headers["x-request-id"] == "trace-42"
 
 
 def test_what_is_not_the_plain_case_goes_on_to_the_full_app(

@@ -18,7 +18,6 @@ Redis the full app serves every poll.
 
 from __future__ import annotations
 
-import json
 import re
 import sqlite3
 import time
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from pydantic import TypeAdapter
 from sqlalchemy import Engine, bindparam, select
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -40,6 +40,9 @@ from konvrt.observability import HTTP_SECONDS
 from konvrt.ratelimit import RateLimiter
 
 ROUTE = "/api/v1/status/{job_id}"
+# The full route returns dict[str, Any]; FastAPI writes it with pydantic's serializer for that type, whose
+# output differs from json.dumps in places (1e-07 against 1e-7, NaN as null).
+_ROUTE_ANSWER = TypeAdapter(dict[str, Any])
 _PATH = re.compile(r"/api/v1/status/(j_[a-z0-9]{16})")
 
 # What the lane answers is in the WHERE clause: a live key used within the resolution, and its account's
@@ -100,7 +103,7 @@ class StatusLane:
                 if authorization is not None:
                     return False
                 authorization = value.decode("latin-1")
-            elif name == b"x-request-id":
+            elif name == b"x-request-id" and sent_id is None:  # the first one, as RequestIdMiddleware takes
                 sent_id = value.decode("latin-1")
         if authorization is None:
             return False
@@ -111,13 +114,18 @@ class StatusLane:
         client = scope.get("client")
         if not self.limiter.address_window(client[0] if client else "unknown").allowed:
             return False
-        row = self._read(accounts.hash_key(key), job_id)
-        if row is None or row[1] not in accounts.API_PLANS:
+        try:
+            row = self._read(accounts.hash_key(key), job_id)
+            if row is None or row[1] not in accounts.API_PLANS:
+                return False
+            body = self._render(row[2:])
+        except Exception:
+            # A row or a database the lane cannot read: the full app answers that poll the way it answers
+            # any other, with its error body, request id and log line; nothing has been counted yet.
             return False
-        verdict = self.limiter.hit_account(row[0], row[1])
+        verdict = self.limiter.hit_account(row[0], row[1])  # counted only once the lane can answer
         if not verdict.allowed:
             return False
-        body = self._render(row[2:])
         request_id = accept_or_make(sent_id)
         headers = [
             (b"content-length", str(len(body)).encode()),
@@ -148,12 +156,11 @@ class StatusLane:
         return tuple(rows[0]) if rows else None  # a key hash and a job id name at most one row
 
     def _render_uncached(self, stored: tuple[Any, ...]) -> bytes:
-        """The status body, as FastAPI's JSONResponse would encode it."""
+        """The status body, encoded as FastAPI encodes the route's answer."""
         job = list(stored)
         for index, convert in self._convert:
             job[index] = convert(job[index])
-        content = status_body(StoredJob(*job))
-        return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+        return _ROUTE_ANSWER.dump_json(status_body(StoredJob(*job)))
 
     def close(self) -> None:
         """Close the lane's connection (it reopens on the next poll)."""
