@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -112,7 +113,8 @@ class Settings(BaseSettings):
 
     @cached_property
     def resolved_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.data_dir / 'konvrt.db'}"
+        # Built, not formatted: a data dir named with a space, %, ? or # must not turn into URL syntax.
+        return self.database_url or URL.create("sqlite", database=str(self.data_dir / "konvrt.db")).render_as_string()
 
     @cached_property
     def ffmpeg_exe(self) -> str:

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
@@ -334,3 +335,23 @@ def test_reads_leave_the_loop_when_a_backend_is_across_the_network(
     with shared_limits.client(key) as client:  # no lane here: the full app answers every poll
         for _ in range(2):
             assert client.get(f"/api/v1/status/{job_id}").json()["job_id"] == job_id
+
+
+def test_the_lane_reads_a_data_dir_whose_name_needs_escaping_in_a_uri(
+    live_server_factory: Callable[..., LiveServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = live_server_factory(workers=0, data_dir=tmp_path / "a dir %20 ?x=1 #frag é")
+    key = server.account()
+    job_id = _job(server.services.db, key)
+    answered: list[bool] = []
+    real_answer = StatusLane._answer
+
+    async def recording(self: StatusLane, *args: Any) -> bool:
+        answered.append(await real_answer(self, *args))
+        return answered[-1]
+
+    monkeypatch.setattr(StatusLane, "_answer", recording)
+    with server.client(key) as client:
+        for _ in range(2):
+            assert client.get(f"/api/v1/status/{job_id}").json()["job_id"] == job_id
+    assert answered == [False, True]  # the first records the key's use; the lane answers the next
