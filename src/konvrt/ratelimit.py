@@ -34,12 +34,13 @@ class Verdict:
         """Whole seconds until a refused request may succeed (at least 1)."""
         return max(1, math.ceil(self.reset_at - time.time()))
 
-    def headers(self) -> dict[str, str]:
-        return {
-            "X-RateLimit-Limit": str(self.limit),
-            "X-RateLimit-Remaining": str(self.remaining),
-            "X-RateLimit-Reset": str(math.ceil(self.reset_at)),
-        }
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """X-RateLimit-Limit, -Remaining and -Reset (Unix time), as ASGI header pairs."""
+        return [
+            (b"x-ratelimit-limit", b"%d" % self.limit),
+            (b"x-ratelimit-remaining", b"%d" % self.remaining),
+            (b"x-ratelimit-reset", b"%d" % math.ceil(self.reset_at)),
+        ]
 
 
 class RateLimiter:

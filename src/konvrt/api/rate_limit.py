@@ -74,11 +74,9 @@ class RateLimitHeaders:
                     client = scope.get("client")
                     address = client[0] if client else "unknown"
                     verdict = await run_in_threadpool(self.limiter.address_window, address)
-                headers = list(message.get("headers", []))
-                extra = verdict.headers()
+                headers = [*message.get("headers", []), *verdict.raw_headers()]
                 if message["status"] == 429:
-                    extra["Retry-After"] = str(verdict.retry_after)
-                headers += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
+                    headers.append((b"retry-after", b"%d" % verdict.retry_after))
                 message = {**message, "headers": headers}
             await send(message)
 

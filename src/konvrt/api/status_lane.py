@@ -130,7 +130,7 @@ class StatusLane:
         headers = [
             (b"content-length", str(len(body)).encode()),
             (b"content-type", b"application/json"),
-            *((name.lower().encode(), value.encode()) for name, value in verdict.headers().items()),
+            *verdict.raw_headers(),
             (b"x-request-id", request_id.encode()),
         ]
         with bound(request_id):  # uvicorn writes its access line as the response starts
