@@ -17,10 +17,12 @@ import httpx
 import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
+from sqlalchemy import update
 
-from konvrt import accounts
+from konvrt import accounts, jobs
 from konvrt.app import create_app
 from konvrt.config import Settings
+from konvrt.db import Database, Job
 from konvrt.services import Services
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -137,6 +139,34 @@ def live_server_factory(settings_factory: SettingsFactory) -> Iterator[Callable[
 @pytest.fixture
 def live_server(live_server_factory: Callable[..., LiveServer]) -> LiveServer:
     return live_server_factory()
+
+
+def pending_job(db: Database, key: str, **fields: Any) -> str:
+    """A pending job of the key's account, written straight to the database; `fields` set any columns."""
+    with db.write() as session:
+        account_id = accounts.authenticate(session, f"Bearer {key}").id
+        job_id = jobs.new_job_id()
+        jobs.create(
+            session,
+            job_id=job_id,
+            account_id=account_id,
+            price=3,
+            params={"codec": "h265", "quality": 28, "preset": "fast"},
+            filename=fields.pop("filename", "clip.mp4"),
+            size=123_456,
+            info={"duration": 1.0, "width": 64, "height": 64},
+            webhook_url=fields.pop("webhook_url", None),
+        )
+        if fields:
+            session.execute(update(Job).where(Job.id == job_id).values(**fields))
+    return job_id
+
+
+def new_key(services: Services, plan: str = "pro") -> str:
+    """A new account on `plan` and its API key."""
+    with services.db.write() as session:
+        account = accounts.create_account(session, services.settings, f"u{jobs.new_job_id()}@example.com", plan)
+        return accounts.create_key(session, account).key
 
 
 def make_clip(

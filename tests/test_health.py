@@ -10,7 +10,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import LiveServer, free_port, wait_for_job
+from konvrt.config import Settings
+from konvrt.services import Services
+from tests.conftest import LiveServer, free_port, new_key, pending_job, wait_for_job
 from tests.scaled.procs import env_for, konvrt, stop, wait_http
 
 
@@ -84,31 +86,12 @@ def test_json_logs_carry_the_request_id(tmp_path: Path) -> None:
 
 def _key_and_job(data_dir: Path) -> tuple[str, str]:
     """An account's key and a pending job of it, written beside the running server."""
-    from konvrt import accounts, jobs
-    from konvrt.config import Settings
-    from konvrt.services import Services
-
     services = Services.build(Settings(data_dir=data_dir, demo_account=False, workers=0))
     try:
-        with services.db.write() as session:
-            account = accounts.create_account(session, services.settings, "logs@example.com", "pro")
-            session.flush()
-            key = accounts.create_key(session, account).key
-            job_id = jobs.new_job_id()
-            jobs.create(
-                session,
-                job_id=job_id,
-                account_id=account.id,
-                price=1,
-                params={"codec": "h264"},
-                filename="clip.mp4",
-                size=1000,
-                info={"duration": 1.0, "width": 64, "height": 64},
-                webhook_url=None,
-            )
+        key = new_key(services)
+        return key, pending_job(services.db, key)
     finally:
         services.close()
-    return key, job_id
 
 
 def test_json_log_lines_carry_the_job_id() -> None:

@@ -21,38 +21,12 @@ import uvicorn
 from sqlalchemy import text, update
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from konvrt import accounts, jobs
+from konvrt import accounts
 from konvrt.api.status_lane import StatusLane
 from konvrt.app import create_app
-from konvrt.db import Account, Database, Job, utcnow
+from konvrt.db import Account, Job, utcnow
 from konvrt.services import Services
-from tests.conftest import LiveServer, SettingsFactory, free_port
-
-
-def _job(db: Database, key: str, **fields: Any) -> str:
-    with db.write() as session:
-        account_id = accounts.authenticate(session, f"Bearer {key}").id
-        job_id = jobs.new_job_id()
-        jobs.create(
-            session,
-            job_id=job_id,
-            account_id=account_id,
-            price=3,
-            params={"codec": "h265", "quality": 28, "preset": "fast"},
-            filename=fields.pop("filename", "clip.mp4"),
-            size=123_456,
-            info={"duration": 1.0, "width": 64, "height": 64},
-            webhook_url=fields.pop("webhook_url", None),
-        )
-        if fields:
-            session.execute(update(Job).where(Job.id == job_id).values(**fields))
-    return job_id
-
-
-def _new_key(services: Services, plan: str = "pro") -> str:
-    with services.db.write() as session:
-        account = accounts.create_account(session, services.settings, f"u{jobs.new_job_id()}@example.com", plan)
-        return accounts.create_key(session, account).key
+from tests.conftest import LiveServer, SettingsFactory, free_port, new_key, pending_job
 
 
 class _Counting:
@@ -121,12 +95,12 @@ def test_the_lane_answers_exactly_what_the_full_app_answers(
     lane_and_full: _Pair,
 ) -> None:
     services, through_lane, full, counting = lane_and_full
-    key = _new_key(services)
+    key = new_key(services)
     now = utcnow().replace(microsecond=0)
     job_ids = [
-        _job(services.db, key),
-        _job(services.db, key, status="processing", progress=42, started_at=now, filename='vidéo 日本 "x".mp4'),
-        _job(
+        pending_job(services.db, key),
+        pending_job(services.db, key, status="processing", progress=42, started_at=now, filename='vidéo 日本 "x".mp4'),
+        pending_job(
             services.db,
             key,
             status="completed",
@@ -138,9 +112,9 @@ def test_the_lane_answers_exactly_what_the_full_app_answers(
             output_size=45_678,
             note="The result was larger than the input, so you got the input back.",
         ),
-        _job(services.db, key, status="failed", error="The file has no video stream.", completed_at=now),
+        pending_job(services.db, key, status="failed", error="The file has no video stream.", completed_at=now),
         # Numbers where pydantic's JSON (FastAPI's) and json.dumps disagree: 1e-7 against 1e-07, NaN as null.
-        _job(services.db, key, params={"codec": "h264", "tiny": 1e-7, "nan": float("nan"), "big": 10**30}),
+        pending_job(services.db, key, params={"codec": "h264", "tiny": 1e-7, "nan": float("nan"), "big": 10**30}),
     ]
     auth = {"Authorization": f"Bearer {key}"}
     through_lane.get(f"/api/v1/status/{job_ids[0]}", headers=auth)  # a key's first use is written by the full app
@@ -164,8 +138,8 @@ def test_the_lane_answers_exactly_what_the_full_app_answers(
 
 def test_a_row_the_lane_cannot_read_gets_the_full_apps_answer(lane_and_full: _Pair) -> None:
     services, through_lane, full, counting = lane_and_full
-    key = _new_key(services)
-    job_id = _job(services.db, key)
+    key = new_key(services)
+    job_id = pending_job(services.db, key)
     auth = {"Authorization": f"Bearer {key}", "X-Request-Id": "trace-42"}
     assert through_lane.get(f"/api/v1/status/{job_id}", headers=auth).status_code == 200
     with services.db.write() as session:  # not something the API writes; a hand-edited or damaged row
@@ -191,9 +165,9 @@ def test_what_is_not_the_plain_case_goes_on_to_the_full_app(
     lane_and_full: _Pair,
 ) -> None:
     services, through_lane, _, counting = lane_and_full
-    key, other = _new_key(services), _new_key(services)
-    mine, theirs = _job(services.db, key), _job(services.db, other)
-    hooked = _job(services.db, key, webhook_url="https://example.com/hook")
+    key, other = new_key(services), new_key(services)
+    mine, theirs = pending_job(services.db, key), pending_job(services.db, other)
+    hooked = pending_job(services.db, key, webhook_url="https://example.com/hook")
     auth = {"Authorization": f"Bearer {key}"}
 
     def handed_on(*args: Any, **kwargs: Any) -> Any:
@@ -219,7 +193,7 @@ def test_what_is_not_the_plain_case_goes_on_to_the_full_app(
 def test_revocation_progress_and_key_use_count_on_the_very_next_poll(live_server: LiveServer) -> None:
     services = live_server.services
     key = live_server.account()
-    job_id = _job(services.db, key)
+    job_id = pending_job(services.db, key)
     with live_server.client(key) as client:
         assert client.get(f"/api/v1/status/{job_id}").json()["progress"] == 0
         with services.db.write() as session:
@@ -242,7 +216,7 @@ def test_revocation_progress_and_key_use_count_on_the_very_next_poll(live_server
 def test_limits_stay_exact_across_the_lane_and_the_full_app(live_server_factory: Callable[..., LiveServer]) -> None:
     server = live_server_factory(workers=0, ratelimit_pro=5, ratelimit_window_seconds=30, ratelimit_per_address=2)
     key = server.account()
-    job_id = _job(server.services.db, key)
+    job_id = pending_job(server.services.db, key)
     with server.client(key) as client:
         answers = [client.get(f"/api/v1/status/{job_id}") for _ in range(6)]
         assert [r.status_code for r in answers] == [200] * 5 + [429]
@@ -250,7 +224,7 @@ def test_limits_stay_exact_across_the_lane_and_the_full_app(live_server_factory:
         assert answers[-1].json()["code"] == "rate_limited" and int(answers[-1].headers["Retry-After"]) >= 1
 
     fresh = server.account()
-    job_id = _job(server.services.db, fresh)
+    job_id = pending_job(server.services.db, fresh)
     with server.client(fresh) as client:
         assert client.get(f"/api/v1/status/{job_id}").status_code == 200
         for guess in range(2):  # failed keys from this address use up its failed-authentication window
@@ -261,7 +235,7 @@ def test_limits_stay_exact_across_the_lane_and_the_full_app(live_server_factory:
 
 def test_request_ids_are_echoed_when_sane_and_made_otherwise(live_server: LiveServer) -> None:
     key = live_server.account()
-    job_id = _job(live_server.services.db, key)
+    job_id = pending_job(live_server.services.db, key)
     with live_server.client(key) as client:
         client.get(f"/api/v1/status/{job_id}")
         assert client.get(f"/api/v1/status/{job_id}", headers={"X-Request-Id": "poll-7"}).headers["X-Request-Id"] == (
@@ -275,7 +249,7 @@ def test_polls_leave_the_wal_free_to_checkpoint(live_server: LiveServer) -> None
     """A statement left open would hold its read transaction, and the WAL could never be folded back."""
     services = live_server.services
     key = live_server.account()
-    job_id = _job(services.db, key)
+    job_id = pending_job(services.db, key)
     with live_server.client(key) as client:
         for _ in range(3):
             assert client.get(f"/api/v1/status/{job_id}").status_code == 200
@@ -286,7 +260,7 @@ def test_polls_leave_the_wal_free_to_checkpoint(live_server: LiveServer) -> None
 
 def test_lane_answers_are_in_the_metrics(live_server: LiveServer) -> None:
     key = live_server.account()
-    job_id = _job(live_server.services.db, key)
+    job_id = pending_job(live_server.services.db, key)
     with live_server.client(key) as client:
         for _ in range(4):
             client.get(f"/api/v1/status/{job_id}")
@@ -305,7 +279,7 @@ def test_status_polls_make_no_thread_pool_hops_on_the_embedded_default(
     live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key = live_server.account()
-    job_id = _job(live_server.services.db, key)
+    job_id = pending_job(live_server.services.db, key)
     hops: list[str] = []
     real_run_sync = anyio.to_thread.run_sync
 
@@ -331,7 +305,7 @@ def test_reads_leave_the_loop_when_a_backend_is_across_the_network(
     shared_limits = live_server_factory(workers=0, ratelimit_url="redis://127.0.0.1:6379/0")
     assert not shared_limits.services.reads_are_local
     key = shared_limits.account()
-    job_id = _job(shared_limits.services.db, key)
+    job_id = pending_job(shared_limits.services.db, key)
     with shared_limits.client(key) as client:  # no lane here: the full app answers every poll
         for _ in range(2):
             assert client.get(f"/api/v1/status/{job_id}").json()["job_id"] == job_id
@@ -342,7 +316,7 @@ def test_the_lane_reads_a_data_dir_whose_name_needs_escaping_in_a_uri(
 ) -> None:
     server = live_server_factory(workers=0, data_dir=tmp_path / "a dir %20 ?x=1 #frag é")
     key = server.account()
-    job_id = _job(server.services.db, key)
+    job_id = pending_job(server.services.db, key)
     answered: list[bool] = []
     real_answer = StatusLane._answer
 
